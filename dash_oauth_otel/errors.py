@@ -1,0 +1,216 @@
+"""The exception tree of ``dash_oauth_otel``.
+
+Every error the package raises derives from :class:`DashOAuthError`::
+
+    DashOAuthError
+    ├── ConfigError            the application is misconfigured
+    │   └── DiscoveryError     provider metadata is unusable
+    ├── InputError             a request or argument has the wrong shape or size
+    │   └── CallbackIssuerError  RFC 9207 ``iss`` missing or wrong
+    ├── StateError             sealed state unusable, expired, replayed or unbound
+    ├── AuthorizationError     the provider answered the login with an error
+    ├── PKCEError              the PKCE verifier is missing or malformed
+    ├── NonceError             the ID token nonce does not match
+    ├── IDTokenError           the ID token failed validation
+    ├── JWKSError              the provider's key set is unusable
+    ├── TokenEndpointError     the token endpoint refused or answered badly
+    ├── UserinfoError          the userinfo response failed validation
+    ├── HTTPError              another endpoint answered with a non-success status
+    ├── TransportError         the call did not complete (timeout, redirect, size)
+    └── StoreError             the state or session store failed
+
+Each error carries an OAuth-style wire code (:attr:`DashOAuthError.error`), the
+``phase`` of the flow it happened in and the correlation ``trace_id`` of the
+operation, so an error shown to a user can be found in the audit log and the
+trace.  Messages never contain tokens, codes, state, secrets or cookie values.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthorizationError",
+    "CallbackIssuerError",
+    "ConfigError",
+    "DashOAuthError",
+    "DiscoveryError",
+    "HTTPError",
+    "IDTokenError",
+    "InputError",
+    "JWKSError",
+    "NonceError",
+    "PKCEError",
+    "StateError",
+    "StoreError",
+    "TokenEndpointError",
+    "TransportError",
+    "UserinfoError",
+]
+
+
+class DashOAuthError(Exception):
+    """Root of every error raised by the package.
+
+    :param message: A human-readable explanation that holds no secret.
+    :param phase: The step of the flow, e.g. ``"callback.state_payload"``.
+    :param trace_id: The correlation id of the operation (see the audit log).
+    :param reason: A short machine-readable reason code, more precise than
+        :attr:`error`.
+    """
+
+    error: str = "dash_oauth_error"
+    """The OAuth-style wire code shown to the app (``auth.error``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        phase: str | None = None,
+        trace_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.phase = phase
+        self.trace_id = trace_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        if self.trace_id:
+            return f"{self.message} (trace {self.trace_id})"
+        return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, error={self.error!r}, "
+            f"phase={self.phase!r}, reason={self.reason!r}, trace_id={self.trace_id!r})"
+        )
+
+
+class ConfigError(DashOAuthError):
+    """The application's configuration cannot work; the message says what to change."""
+
+    error = "config_error"
+
+
+class DiscoveryError(ConfigError):
+    """OpenID Connect discovery returned metadata that cannot be trusted or used."""
+
+    error = "discovery_error"
+
+
+class InputError(DashOAuthError):
+    """An incoming request or an argument has the wrong shape or size."""
+
+    error = "invalid_callback_query"
+
+
+class CallbackIssuerError(InputError):
+    """The callback's RFC 9207 ``iss`` parameter is missing or names another issuer."""
+
+    error = "issuer_mismatch"
+
+    def __init__(self, message: str, *, missing: bool, **kwargs: str | None) -> None:
+        super().__init__(message, **kwargs)
+        self.missing = missing
+        if missing:
+            self.error = "issuer_missing"
+
+
+class StateError(DashOAuthError):
+    """The sealed state is malformed, tampered, expired, replayed or bound elsewhere."""
+
+    error = "invalid_state"
+
+
+class AuthorizationError(DashOAuthError):
+    """The provider answered the authorization request with an error (RFC 6749 §4.1.2.1).
+
+    Raised only after the state and the browser binding were validated, so the
+    error is known to answer this browser's own login.  :attr:`error` is the
+    provider's code (``access_denied``, ``login_required``, ...).
+
+    :param error: The provider's error code (already checked to be a short token).
+    :param description: The provider's description, cleaned for display.
+    """
+
+    error = "access_denied"
+
+    def __init__(
+        self, message: str, *, error: str, description: str | None = None, **kwargs: str | None
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.error = error
+        self.description = description
+
+
+class PKCEError(DashOAuthError):
+    """The PKCE code verifier is missing or malformed (RFC 7636 §4.1)."""
+
+    error = "pkce_error"
+
+
+class NonceError(DashOAuthError):
+    """The ID token's ``nonce`` is missing or differs from the one sent."""
+
+    error = "nonce_mismatch"
+
+
+class IDTokenError(DashOAuthError):
+    """The ID token failed validation (signature, algorithm or claims)."""
+
+    error = "invalid_id_token"
+
+
+class JWKSError(DashOAuthError):
+    """The provider's JSON Web Key Set could not be fetched or is unsafe."""
+
+    error = "jwks_error"
+
+
+class HTTPError(DashOAuthError):
+    """An endpoint answered with a non-success HTTP status.
+
+    The response body is never echoed; only the status, the OAuth ``error`` code
+    when the body carries one, and a keyed digest of the body are kept.
+    """
+
+    error = "http_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        oauth_error: str | None = None,
+        **kwargs: str | None,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+        self.oauth_error = oauth_error
+
+
+class TokenEndpointError(HTTPError):
+    """The token endpoint refused the request or answered with an unusable body.
+
+    :attr:`oauth_error` holds the RFC 6749 §5.2 ``error`` code when present.
+    """
+
+    error = "token_exchange_error"
+
+
+class UserinfoError(DashOAuthError):
+    """The userinfo response is unusable or its ``sub`` differs from the ID token."""
+
+    error = "userinfo_error"
+
+
+class TransportError(DashOAuthError):
+    """An outbound call did not complete: connection, timeout, redirect or size cap."""
+
+    error = "transport_error"
+
+
+class StoreError(DashOAuthError):
+    """The state or session store failed or cannot offer the required atomicity."""
+
+    error = "store_error"

@@ -1,0 +1,42 @@
+"""The correlation id that ties the pieces of one login or token operation together.
+
+It is minted when a login starts (``login.request``), sealed into the state,
+recovered at the callback, and carried into workers.  It appears on spans as the
+attribute ``dash_oauth_otel.trace_id``, on audit events as ``trace_id`` and on
+errors, so a message shown to a user leads to the trace.  It is independent of
+the OpenTelemetry trace id (which exists only when an SDK is configured).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["current_trace_id", "new_trace_id", "trace_id_scope"]
+
+_TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "dash_oauth_otel_trace_id", default=None
+)
+
+
+def new_trace_id() -> str:
+    """Mint a fresh, unguessable correlation id (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
+def current_trace_id() -> str | None:
+    """Return the correlation id of the operation in progress, if any."""
+    return _TRACE_ID.get()
+
+
+@contextmanager
+def trace_id_scope(trace_id: str | None = None) -> Iterator[str]:
+    """Run a block under ``trace_id`` (or the current one, or a new one)."""
+    value = trace_id or _TRACE_ID.get() or new_trace_id()
+    token = _TRACE_ID.set(value)
+    try:
+        yield value
+    finally:
+        _TRACE_ID.reset(token)

@@ -63,7 +63,9 @@ class Telemetry:
     def span(self, name: str) -> ReadableSpan:
         """The single finished span called ``name``."""
         found = self.spans(name)
-        assert len(found) == 1, f"expected one {name}, got {len(found)}: {[s.name for s in self.spans()]}"
+        assert len(found) == 1, (
+            f"expected one {name}, got {len(found)}: {[s.name for s in self.spans()]}"
+        )
         return found[0]
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:

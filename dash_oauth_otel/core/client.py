@@ -196,10 +196,11 @@ class OAuthClient:
         object.__setattr__(self, "_store_sealer", Sealer(key, "state-store"))
 
     def __repr__(self) -> str:
+        secret = "'<redacted>'" if self.client_secret else "None"
         return (
             f"OAuthClient(provider={self.provider.name!r}, client_id={self.client_id!r}, "
             f"redirect_uri={self.redirect_uri!r}, scopes={list(self.scopes)!r}, "
-            f"auth_style={self.auth_style!r}, client_secret={'<redacted>' if self.client_secret else None})"
+            f"auth_style={self.auth_style!r}, client_secret={secret})"
         )
 
     @property

@@ -64,9 +64,15 @@ def microsoft_entra(
     if tenant in ("common", "organizations"):
         issuer, tenant_independent = "https://login.microsoftonline.com/{tenantid}/v2.0", True
     elif tenant == "consumers":
-        issuer, tenant_independent = f"https://login.microsoftonline.com/{_CONSUMERS_TENANT}/v2.0", False
+        issuer, tenant_independent = (
+            f"https://login.microsoftonline.com/{_CONSUMERS_TENANT}/v2.0",
+            False,
+        )
     elif _GUID.fullmatch(tenant):
-        issuer, tenant_independent = f"https://login.microsoftonline.com/{tenant.lower()}/v2.0", False
+        issuer, tenant_independent = (
+            f"https://login.microsoftonline.com/{tenant.lower()}/v2.0",
+            False,
+        )
     else:
         raise ConfigError(
             "microsoft_entra(tenant=...) takes a tenant GUID (Directory ID in the Entra "

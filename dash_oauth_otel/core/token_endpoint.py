@@ -10,6 +10,7 @@ Code exchange and refresh are never retried: both credentials are single-use.
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,10 +90,8 @@ def raise_for_error(client: OAuthClient, response: HttpResponse, *, phase: str, 
     if response.ok:
         return
     oauth_error = None
-    try:
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
         oauth_error = safe_oauth_error(parse_json_object(response.content).get("error"))
-    except (ValueError, UnicodeDecodeError):
-        pass
     audit.emit(
         audit.HTTP_ERROR,
         **client.audit_fields(),

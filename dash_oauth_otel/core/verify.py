@@ -1,6 +1,6 @@
 """Verification of a token response before anything is trusted from it.
 
-OpenID Connect Core §3.1.3.5 – §3.1.3.8 (code flow), §12.2 (refresh).
+OpenID Connect Core §3.1.3.5 to §3.1.3.8 (code flow), §12.2 (refresh).
 
 Used by the code exchange and by refresh: scope reconciliation, ID-token
 validation (or continuity with the original ID token on refresh), and userinfo

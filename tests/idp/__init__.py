@@ -1,0 +1,1 @@
+"""The test OpenID provider (server.mjs) and its Python harness."""

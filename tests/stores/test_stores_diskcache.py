@@ -1,0 +1,246 @@
+"""DiskcacheStore: directory safety, pickling, and backend failures."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import diskcache
+import pytest
+
+from dash_oauth_otel.errors import ConfigError
+from dash_oauth_otel.errors import StoreError
+from dash_oauth_otel.stores import DiskcacheStore
+from dash_oauth_otel.stores._diskcache import default_directory
+
+SECRET = b"sealed-secret-value"
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def foreign_directory(tmp_path: Path) -> Path:
+    """Return a directory owned by another user than this process's."""
+    if os.geteuid() == 0:
+        path = tmp_path / "foreign"
+        path.mkdir(mode=0o700)
+        os.chown(path, 65534, 65534)
+        return path
+    return Path("/")  # owned by root, and this process is not root
+
+
+@pytest.fixture
+def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point tempfile.gettempdir() at a private directory."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def test_default_directory_is_per_user_and_private(temp_root: Path) -> None:
+    store = DiskcacheStore()
+    try:
+        expected = temp_root / f"dash_oauth_otel-{os.geteuid()}"
+        assert default_directory() == expected
+        assert store.directory == str(expected)
+        assert mode_of(expected) == 0o700
+        assert store.namespace == "dash_oauth_otel"
+        store.set("k", b"v", 60)
+    finally:
+        store.close()
+    again = DiskcacheStore()
+    try:
+        assert again.get("k") == b"v"
+    finally:
+        again.close()
+
+
+def test_missing_directory_is_created_private(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "cache"
+    store = DiskcacheStore(target)
+    store.close()
+    assert mode_of(target) == 0o700
+    assert store.directory == str(target)
+
+
+def test_relative_directory_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = DiskcacheStore("relative-cache")
+    store.close()
+    assert store.directory == str(tmp_path / "relative-cache")
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o720, 0o707, 0o777, 0o1777])
+def test_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "shared"
+    target.mkdir()
+    target.chmod(mode)
+    with pytest.raises(ConfigError, match="writable by group or others") as info:
+        DiskcacheStore(target)
+    assert "chmod 700" in str(info.value)
+
+
+def test_readable_by_others_is_accepted(tmp_path: Path) -> None:
+    target = tmp_path / "readable"
+    target.mkdir()
+    target.chmod(0o755)
+    DiskcacheStore(target).close()
+
+
+def test_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="owned by uid"):
+        DiskcacheStore(foreign_directory(tmp_path))
+
+
+def test_insecure_default_directory_is_refused(temp_root: Path) -> None:
+    squatted = temp_root / f"dash_oauth_otel-{os.geteuid()}"
+    squatted.mkdir()
+    squatted.chmod(0o777)
+    with pytest.raises(ConfigError, match="writable by group or others"):
+        DiskcacheStore()
+
+
+def test_default_directory_of_another_user_is_refused(temp_root: Path) -> None:
+    squatted = temp_root / f"dash_oauth_otel-{os.geteuid()}"
+    if os.geteuid() == 0:
+        squatted.mkdir(mode=0o700)
+        os.chown(squatted, 65534, 65534)
+    else:
+        squatted.symlink_to(foreign_directory(temp_root))
+    with pytest.raises(ConfigError, match=r"owned by uid|symbolic link"):
+        DiskcacheStore()
+
+
+def test_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        DiskcacheStore(link)
+
+
+def test_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_bytes(b"")
+    with pytest.raises(ConfigError, match="not a directory"):
+        DiskcacheStore(target)
+
+
+def test_uncreatable_directory_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(ConfigError, match="cannot create the store directory"):
+        DiskcacheStore(tmp_path / "file" / "cache")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"namespace": ""}, "namespace"),
+        ({"namespace": None}, "namespace"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1.0}, "timeout"),
+    ],
+)
+def test_bad_arguments_are_config_errors(
+    tmp_path: Path, kwargs: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DiskcacheStore(tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
+
+
+def test_pickles_as_its_directory(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache", namespace="app", timeout=3)
+    store.set("k", SECRET, 60)
+    data = pickle.dumps(store)
+    assert SECRET not in data
+    clone = pickle.loads(data)  # noqa: S301 - data pickled by this test
+    try:
+        assert isinstance(clone, DiskcacheStore)
+        assert (clone.directory, clone.namespace) == (store.directory, "app")
+        assert clone.take("k") == SECRET
+        assert store.get("k") is None
+    finally:
+        clone.close()
+        store.close()
+
+
+def test_unpickling_rechecks_the_directory(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache")
+    store.close()
+    data = pickle.dumps(store)
+    (tmp_path / "cache").chmod(0o777)
+    with pytest.raises(ConfigError, match="writable"):
+        pickle.loads(data)  # noqa: S301 - data pickled by this test
+
+
+def test_keys_are_namespaced_in_the_database(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache", namespace="app")
+    store.set("k", b"v", 60)
+    with store.lock("L", ttl=60, wait=0) as acquired:
+        assert acquired
+        raw = diskcache.Cache(store.directory)
+        try:
+            assert sorted(raw.iterkeys()) == ["app:k", "app:lock:L"]
+            assert raw.get("app:k") == b"v"
+        finally:
+            raw.close()
+    store.close()
+
+
+def test_locked_database_is_a_store_error(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache", timeout=0.2)
+    store.set("k", SECRET, 60)
+    other = diskcache.Cache(store.directory)
+    try:
+        with other.transact():  # holds SQLite's write lock
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=r"locked for more than 0\.2 s") as info:
+                store.take("k")
+            assert time.monotonic() - started >= 0.15
+            assert SECRET.decode() not in str(info.value)
+            assert info.value.error == "store_error"
+            assert info.value.reason == "store_unavailable"
+            with pytest.raises(StoreError, match="failed to set"):
+                store.set("k", SECRET, 60)
+            with pytest.raises(StoreError, match="failed to acquire a lock"):
+                store.lock("L", ttl=60, wait=0).__enter__()
+            assert store.get("k") == SECRET, "reads are not blocked by a writer"
+    finally:
+        other.close()
+    assert store.take("k") == SECRET
+    store.close()
+
+
+def test_foreign_value_is_a_store_error(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache")
+    raw = diskcache.Cache(store.directory)
+    raw.set("dash_oauth_otel:k", {"not": "bytes"})
+    raw.close()
+    with pytest.raises(StoreError, match="dict where bytes were expected") as info:
+        store.get("k")
+    assert info.value.reason == "store_corrupt"
+    store.close()
+
+
+def test_expired_entries_are_purged_on_write(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache")
+    for i in range(20):
+        store.set(f"old{i}", b"v", 0.05)
+    time.sleep(0.1)
+    for i in range(5):
+        store.set(f"new{i}", b"v", 60)
+    raw = diskcache.Cache(store.directory)
+    try:
+        assert len(raw) == 5
+    finally:
+        raw.close()
+        store.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dash_oauth_otel._types import Store as Store
 from dash_oauth_otel._version import __version__ as __version__
+from dash_oauth_otel.core.callback import complete_callback as complete_callback
+from dash_oauth_otel.core.callback import handle_callback as handle_callback
 from dash_oauth_otel.core.client import OAuthClient as OAuthClient
 from dash_oauth_otel.core.discovery import oidc_discover as oidc_discover
 from dash_oauth_otel.core.http import HttpPolicy as HttpPolicy
@@ -17,8 +19,6 @@ from dash_oauth_otel.core.lifecycle import introspect_token as introspect_token
 from dash_oauth_otel.core.lifecycle import refresh_token as refresh_token
 from dash_oauth_otel.core.lifecycle import revoke_token as revoke_token
 from dash_oauth_otel.core.login import AuthorizationRequest as AuthorizationRequest
-from dash_oauth_otel.core.login import complete_callback as complete_callback
-from dash_oauth_otel.core.login import handle_callback as handle_callback
 from dash_oauth_otel.core.login import prepare_call as prepare_call
 from dash_oauth_otel.core.presets import auth0 as auth0
 from dash_oauth_otel.core.presets import github as github
@@ -31,6 +31,7 @@ from dash_oauth_otel.core.token import OAuthToken as OAuthToken
 from dash_oauth_otel.core.userinfo import get_userinfo as get_userinfo
 from dash_oauth_otel.errors import AuthorizationError as AuthorizationError
 from dash_oauth_otel.errors import CallbackIssuerError as CallbackIssuerError
+from dash_oauth_otel.errors import CallbackQueryError as CallbackQueryError
 from dash_oauth_otel.errors import ConfigError as ConfigError
 from dash_oauth_otel.errors import DashOAuthError as DashOAuthError
 from dash_oauth_otel.errors import DiscoveryError as DiscoveryError
@@ -53,6 +54,7 @@ __all__ = [
     "AuthorizationError",
     "AuthorizationRequest",
     "CallbackIssuerError",
+    "CallbackQueryError",
     "ConfigError",
     "DashOAuthError",
     "DiscoveryError",

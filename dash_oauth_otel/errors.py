@@ -6,7 +6,8 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── ConfigError            the application is misconfigured
     │   └── DiscoveryError     provider metadata is unusable
     ├── InputError             a request or argument has the wrong shape or size
-    │   └── CallbackIssuerError  RFC 9207 ``iss`` missing or wrong
+    │   └── CallbackQueryError   the callback's parameters are malformed
+    │       └── CallbackIssuerError  RFC 9207 ``iss`` missing or wrong
     ├── StateError             sealed state unusable, expired, replayed or unbound
     ├── AuthorizationError     the provider answered the login with an error
     ├── PKCEError              the PKCE verifier is missing or malformed
@@ -30,6 +31,7 @@ from __future__ import annotations
 __all__ = [
     "AuthorizationError",
     "CallbackIssuerError",
+    "CallbackQueryError",
     "ConfigError",
     "DashOAuthError",
     "DiscoveryError",
@@ -101,10 +103,16 @@ class DiscoveryError(ConfigError):
 class InputError(DashOAuthError):
     """An incoming request or an argument has the wrong shape or size."""
 
+    error = "invalid_input"
+
+
+class CallbackQueryError(InputError):
+    """The callback's parameters are malformed: duplicates, sizes or shape."""
+
     error = "invalid_callback_query"
 
 
-class CallbackIssuerError(InputError):
+class CallbackIssuerError(CallbackQueryError):
     """The callback's RFC 9207 ``iss`` parameter is missing or names another issuer."""
 
     error = "issuer_mismatch"

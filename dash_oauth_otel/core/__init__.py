@@ -6,6 +6,8 @@ stores, clocks and HTTP transports are injected.
 
 from __future__ import annotations
 
+from dash_oauth_otel.core.callback import complete_callback as complete_callback
+from dash_oauth_otel.core.callback import handle_callback as handle_callback
 from dash_oauth_otel.core.client import OAuthClient as OAuthClient
 from dash_oauth_otel.core.discovery import oidc_discover as oidc_discover
 from dash_oauth_otel.core.http import HttpPolicy as HttpPolicy
@@ -15,8 +17,6 @@ from dash_oauth_otel.core.lifecycle import introspect_token as introspect_token
 from dash_oauth_otel.core.lifecycle import refresh_token as refresh_token
 from dash_oauth_otel.core.lifecycle import revoke_token as revoke_token
 from dash_oauth_otel.core.login import AuthorizationRequest as AuthorizationRequest
-from dash_oauth_otel.core.login import complete_callback as complete_callback
-from dash_oauth_otel.core.login import handle_callback as handle_callback
 from dash_oauth_otel.core.login import prepare_call as prepare_call
 from dash_oauth_otel.core.provider import OAuthProvider as OAuthProvider
 from dash_oauth_otel.core.token import OAuthToken as OAuthToken

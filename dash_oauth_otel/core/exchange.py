@@ -1,0 +1,93 @@
+"""The authorization code exchange.
+
+RFC 6749 §4.1.3 and §4.1.4, RFC 7636 §4.5 (``code_verifier``).
+
+The code is sent once: an exchange is never retried, whatever the failure.
+"""
+
+from __future__ import annotations
+
+from dash_oauth_otel.core.client import OAuthClient
+from dash_oauth_otel.core.state import OneTimeValues
+from dash_oauth_otel.core.token import OAuthToken
+from dash_oauth_otel.core.token_endpoint import authenticated_post
+from dash_oauth_otel.core.token_endpoint import parse_token_response
+from dash_oauth_otel.core.token_endpoint import raise_for_error
+from dash_oauth_otel.core.verify import verify_token_response
+from dash_oauth_otel.errors import DashOAuthError
+from dash_oauth_otel.telemetry import attributes as attr
+from dash_oauth_otel.telemetry import audit
+from dash_oauth_otel.telemetry import spans
+from dash_oauth_otel.telemetry.redact import digest
+
+__all__ = ["exchange_code"]
+
+
+def exchange_code(
+    client: OAuthClient, code: str, values: OneTimeValues, max_age: int | None
+) -> OAuthToken:
+    """Exchange ``code`` with the one-time values of its login; verify the result.
+
+    :raises TokenEndpointError: The provider refused or answered badly.
+    :raises IDTokenError, NonceError, UserinfoError: Verification failed.
+    """
+    provider = client.provider
+    code_digest = digest(code)
+    with spans.span(
+        spans.TOKEN_EXCHANGE,
+        {
+            **client.telemetry_attributes(),
+            attr.OAUTH_PHASE: "token.exchange",
+            attr.OAUTH_USED_PKCE: True,
+            attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
+            attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: len(client.extra_token_params),
+        },
+    ) as current:
+        form = {
+            **client.extra_token_params,
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client.redirect_uri,
+            "code_verifier": values.code_verifier,
+        }
+        try:
+            response = authenticated_post(
+                client,
+                provider.token_endpoint,
+                form,
+                span_name=spans.TOKEN_EXCHANGE_HTTP,
+                phase="token.exchange",
+                what=f"{provider.name} token endpoint",
+            )
+            raise_for_error(client, response, phase="token.exchange", what="token endpoint")
+            parsed = parse_token_response(response, phase="token.exchange")
+        except DashOAuthError as exc:
+            audit.emit(
+                audit.AUDIT_TOKEN_EXCHANGE_ERROR,
+                **client.audit_fields(),
+                code_digest=code_digest,
+                error_class=type(exc).__qualname__,
+                reason=exc.reason,
+            )
+            raise
+        spans.set_attributes(
+            current,
+            {
+                attr.OAUTH_TOKEN_TYPE: parsed.token_type,
+                attr.OAUTH_RECEIVED_ID_TOKEN: parsed.id_token is not None,
+                attr.OAUTH_RECEIVED_REFRESH_TOKEN: parsed.refresh_token is not None,
+                attr.OAUTH_EXPIRES_IN_PRESENT: parsed.expires_in_present,
+            },
+        )
+        audit.emit(
+            audit.AUDIT_TOKEN_EXCHANGE,
+            **client.audit_fields(),
+            code_digest=code_digest,
+            used_pkce=True,
+            received_id_token=parsed.id_token is not None,
+            received_refresh_token=parsed.refresh_token is not None,
+            expires_in_present=parsed.expires_in_present,
+        )
+    return verify_token_response(
+        client, parsed, phase="callback.verify", nonce=values.nonce, max_age=max_age
+    )

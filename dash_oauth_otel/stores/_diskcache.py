@@ -28,6 +28,7 @@ import re
 import sqlite3
 import stat
 import tempfile
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextlib import suppress
 from pathlib import Path
@@ -228,6 +229,20 @@ class DiskcacheStore:
             self._cache.delete(full)
         except _BACKEND_ERRORS as exc:
             raise self._error("delete", exc) from exc
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        """Iterate over the live keys starting with ``prefix`` (a read of the key index)."""
+        full = self._prefix + prefix
+        try:
+            keys = [
+                k
+                for k in self._cache.iterkeys()
+                if isinstance(k, str) and k.startswith(full) and k in self._cache  # not expired
+            ]
+        except _BACKEND_ERRORS as exc:
+            raise self._error("scan", exc) from exc
+        for key in keys:
+            yield key[len(self._prefix) :]
 
     def lock(self, name: str, *, ttl: float, wait: float) -> AbstractContextManager[bool]:
         """Hold the lock ``name`` (key ``<namespace>:lock:<name>``) across processes.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from dash_oauth_otel.stores._common import LOCK_PREFIX
@@ -111,6 +112,13 @@ class MemoryStore:
         key = check_key(key)
         with self._mutex:
             self._entries.pop(key, None)
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        """Iterate over the live keys starting with ``prefix``."""
+        with self._mutex:
+            now = self._clock()
+            found = [k for k in list(self._entries) if k.startswith(prefix) and self._live(k, now)]
+        yield from found
 
     def lock(self, name: str, *, ttl: float, wait: float) -> AbstractContextManager[bool]:
         """Hold the lock ``name`` (the key ``lock:<name>``) across this process's threads.

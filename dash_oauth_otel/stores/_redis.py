@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 from typing import Any
@@ -57,6 +58,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _milliseconds(seconds: float) -> int:
@@ -227,6 +232,14 @@ class RedisStore:
         """Delete ``key``; deleting an absent key is not an error."""
         full = self._key(key)
         self._call("DEL", lambda: self._client.delete(full))
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        """Iterate over the keys starting with ``prefix`` with ``SCAN`` (never ``KEYS``)."""
+        pattern = _glob_escape(self._prefix + prefix) + "*"
+        keys = self._call("SCAN", lambda: list(self._client.scan_iter(match=pattern, count=500)))
+        for key in keys:
+            text = key.decode() if isinstance(key, bytes) else str(key)
+            yield text[len(self._prefix) :]
 
     def lock(self, name: str, *, ttl: float, wait: float) -> AbstractContextManager[bool]:
         """Hold the lock ``name`` (key ``<namespace>:lock:<name>``) across all clients.

@@ -366,3 +366,15 @@ def test_behaves_like_a_dictionary(store: Store, ops: list[tuple[str, str, bytes
             model.pop(key, None)
     for key, value in model.items():
         assert store.get(key) == value
+
+
+def test_scan_lists_live_keys_with_prefix(store: Store) -> None:
+    store.set("session:a", b"1", 30)
+    store.set("session:b", b"2", 30)
+    store.set("session:gone", b"3", 0.2)
+    store.set("state:c", b"4", 30)
+    store.set("s*[x]", b"5", 30)
+    time.sleep(0.3)
+    assert sorted(store.scan("session:")) == ["session:a", "session:b"]
+    assert sorted(store.scan("s*[")) == ["s*[x]"]  # glob characters are literal
+    assert list(store.scan("nothing:")) == []

@@ -8,6 +8,7 @@ functions can be tested at fixed instants.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 from typing import runtime_checkable
@@ -41,6 +42,12 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None:
         """Delete ``key``; deleting an absent key is not an error."""
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        """Iterate over the live keys starting with ``prefix`` (in no order).
+
+        Used by maintenance (the session sweeper), never on a request path.
+        """
 
     def lock(self, name: str, *, ttl: float, wait: float) -> AbstractContextManager[bool]:
         """Hold an exclusive lock named ``name``.

@@ -47,7 +47,13 @@ from dash_oauth_otel.telemetry.metrics import record_failure
 from dash_oauth_otel.telemetry.metrics import record_login
 from dash_oauth_otel.telemetry.redact import digest
 
-__all__ = ["CALLBACK_LIMITS", "complete_callback", "handle_callback"]
+__all__ = [
+    "CALLBACK_LIMITS",
+    "check_callback_issuer",
+    "complete_callback",
+    "handle_callback",
+    "parse_callback_params",
+]
 
 CALLBACK_LIMITS: Mapping[str, int] = {
     "code": 4096,
@@ -63,8 +69,12 @@ _OTHER_PARAM_LIMIT = 1024
 _MAX_PARAMS = 16
 
 
-def _normalise_query(query: Mapping[str, Any] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Flatten a query mapping; duplicate members and odd shapes are refused."""
+def parse_callback_params(query: Mapping[str, Any] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Flatten callback parameters; duplicates, oversized members and odd shapes are refused.
+
+    :raises CallbackQueryError: With reason ``too_many_params``, ``duplicate_param``,
+        ``param_type``, ``param_too_large``, ``state_missing`` or ``callback_shape``.
+    """
     pairs: list[tuple[str, Any]]
     if hasattr(query, "lists"):  # werkzeug MultiDict and friends
         pairs = [(k, v) for k, vs in query.lists() for v in (vs if len(vs) == 1 else [vs])]
@@ -106,7 +116,7 @@ def _normalise_query(query: Mapping[str, Any] | Iterable[tuple[str, str]]) -> di
     return out
 
 
-def _check_issuer(client: OAuthClient, params: Mapping[str, str]) -> None:
+def check_callback_issuer(client: OAuthClient, params: Mapping[str, str]) -> None:
     """RFC 9207 §2.4: compare ``iss`` with the issuer, before any use of the state."""
     iss = params.get("iss")
     expected = client.provider.issuer
@@ -173,8 +183,8 @@ def complete_callback(
 ) -> tuple[OAuthToken, Mapping[str, str]]:
     """Like :func:`handle_callback`, also returning the ``app_data`` sealed at login."""
     try:
-        params = _normalise_query(query)
-        _check_issuer(client, params)
+        params = parse_callback_params(query)
+        check_callback_issuer(client, params)
     except DashOAuthError as exc:
         _reject_before_state(client, exc)
         raise

@@ -39,8 +39,14 @@ __all__ = [
     "AUDIT_CALLBACK_RECEIVED",
     "AUDIT_CALLBACK_VALIDATION_FAILED",
     "AUDIT_CALLBACK_VALIDATION_SUCCESS",
+    "AUDIT_INVALID_BROWSER_TOKEN",
+    "AUDIT_LOGIN_FAILED",
     "AUDIT_LOGIN_SUCCESS",
+    "AUDIT_LOGOUT",
+    "AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION",
     "AUDIT_REDIRECT_ISSUED",
+    "AUDIT_SESSION_ENDED",
+    "AUDIT_SESSION_STARTED",
     "AUDIT_STATE_PARSE_FAILURE",
     "AUDIT_STATE_STORE_LOOKUP_FAILED",
     "AUDIT_TOKEN_EXCHANGE",
@@ -75,6 +81,12 @@ AUDIT_TOKEN_REVOCATION: Final = "audit_token_revocation"
 AUDIT_TOKEN_INTROSPECTION: Final = "audit_token_introspection"
 AUDIT_USERINFO: Final = "audit_userinfo"
 AUDIT_LOGIN_SUCCESS: Final = "audit_login_success"
+AUDIT_LOGIN_FAILED: Final = "audit_login_failed"
+AUDIT_LOGOUT: Final = "audit_logout"
+AUDIT_SESSION_STARTED: Final = "audit_session_started"
+AUDIT_SESSION_ENDED: Final = "audit_session_ended"
+AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION: Final = "audit_refresh_failed_but_kept_session"
+AUDIT_INVALID_BROWSER_TOKEN: Final = "audit_invalid_browser_token"
 ERROR: Final = "error"
 HTTP_ERROR: Final = "http_error"
 TRANSPORT_ERROR: Final = "transport_error"

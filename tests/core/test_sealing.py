@@ -146,7 +146,8 @@ def test_not_base64url(sealer: Sealer, token: str) -> None:
 @pytest.mark.parametrize("junk", ["!", ".", "~"])
 def test_foreign_character_inside_valid_token_is_refused(sealer: Sealer, junk: str) -> None:
     token = sealer.seal(PAYLOAD)
-    tampered = token[:10] + junk + token[10:]
+    # Four characters keep the length a multiple of the base64 quantum.
+    tampered = token[:10] + junk * 4 + token[10:]
     assert unseal_reason(sealer, tampered) == "token_b64_invalid"
 
 
@@ -193,7 +194,7 @@ def test_authentication_failure_message_holds_no_payload(sealer: Sealer) -> None
     assert caught.value.__suppress_context__
 
 
-@pytest.mark.parametrize("payload", [[1, 2], "text", 7])
+@pytest.mark.parametrize("payload", [[1, 2], "text", 700])
 def test_authentic_non_object_payload_is_refused(sealer: Sealer, payload: object) -> None:
     token = sealer.seal(payload)  # type: ignore[arg-type]
     assert unseal_reason(sealer, token) == "payload_json_invalid"

@@ -1,0 +1,119 @@
+"""The guard: every request of the app passes here before its view.
+
+* module routes, Dash's JavaScript bundles and the favicon are public, as are
+  the configured ``public_routes``;
+* a request with a valid session goes on (its token refreshed when due);
+* a page request without one is sent to sign in (or shown a sign-in page);
+* a Dash callback (``/_dash-update-component``) without one gets a JSON
+  ``sideUpdate`` that points the injected ``dcc.Location`` at the sign-in URL:
+  a 302 would be followed by ``fetch`` and break the page instead;
+* anything else gets ``401``.
+
+The guard is appended to ``before_request``, so OpenTelemetry's Flask
+instrumentation (which inserts its hook first) still opens a server span for
+denied requests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import flask
+from werkzeug.wrappers import Response
+
+from dash_oauth_otel.adapter.layout import LOCATION_ID
+from dash_oauth_otel.adapter.layout import protect_pages
+from dash_oauth_otel.adapter.pages import login_page
+from dash_oauth_otel.adapter.pages import no_store
+
+if TYPE_CHECKING:
+    from dash_oauth_otel.adapter.module import DashOAuth
+
+__all__ = ["register"]
+
+_PUBLIC_DASH_PREFIXES = ("_dash-component-suites/", "_favicon.ico", "_reload-hash")
+_CALLBACK_PATH = "_dash-update-component"
+
+
+def register(module: DashOAuth, server: flask.Flask) -> None:
+    """Install the guard on ``server`` (after any hook already registered)."""
+    server.before_request(lambda: check(module))
+
+
+def _relative(module: DashOAuth, path: str) -> str | None:
+    prefix = module.route_path("")[: -len("oauth/")]
+    if not path.startswith(prefix):
+        return None
+    return path[len(prefix) :]
+
+
+def _is_public(module: DashOAuth, relative: str) -> bool:
+    if relative.startswith("oauth/") or relative.startswith(_PUBLIC_DASH_PREFIXES):
+        return True
+    if relative.startswith("assets/"):
+        return True
+    path = "/" + relative
+    for route in module.options.public_routes:
+        if route.endswith("/") and route != "/":
+            if path.startswith(route):
+                return True
+        elif path == route:
+            return True
+    return False
+
+
+def check(module: DashOAuth) -> Response | None:
+    """Let the request through (``None``) or answer it for an absent session."""
+    request = flask.request
+    relative = _relative(module, request.path)
+    if relative is None:
+        return None  # another app on the same server
+    module.lifecycle.start_sweeper()
+    protect_pages(module)
+    if relative.startswith("oauth/"):
+        return None
+    public = _is_public(module, relative)
+    outcome = module.lifecycle.resolve(module.cookies.session_id(request))
+    flask.g.dash_oauth_session = outcome.record
+    flask.g.dash_oauth_error = outcome.error
+    if outcome.record is not None or public:
+        return None
+    next_path = _next_path(module, request, relative)
+    login = _login_url(module, next_path, reauth=outcome.error == "reauth_required")
+    if relative == _CALLBACK_PATH and request.method == "POST":
+        # Dash callbacks use fetch: answer with a side update that navigates.
+        body = {"multi": True, "response": {}, "sideUpdate": {LOCATION_ID: {"href": login}}}
+        response = flask.jsonify(body)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    if request.method == "GET" and _wants_html(request) and not relative.startswith("_dash"):
+        if module.options.auto_redirect:
+            return no_store(flask.redirect(login, code=302))
+        return login_page(login)
+    response = flask.jsonify({"error": "login_required", "login_url": login})
+    response.status_code = 401
+    return no_store(response)
+
+
+def _wants_html(request: flask.Request) -> bool:
+    accept = request.accept_mimetypes
+    return accept.accept_html or not accept.values()
+
+
+def _next_path(module: DashOAuth, request: flask.Request, relative: str) -> str:
+    """Where to return after login: the page asked for, or for a callback the page it came from."""
+    if relative == _CALLBACK_PATH:
+        referer = request.headers.get("Referer", "")
+        if referer.startswith(module.origin + "/"):
+            return referer[len(module.origin) :]
+        return module.home
+    query = request.query_string.decode("latin-1")
+    return module.home + relative + (f"?{query}" if query else "")
+
+
+def _login_url(module: DashOAuth, next_path: str, *, reauth: bool) -> str:
+    params = {"next": next_path}
+    if reauth:
+        params["reauth"] = "1"
+    return f"{module.url('login')}?{urlencode(params)}"

@@ -1,0 +1,206 @@
+"""What the module adds to the app's layout, and the components it offers.
+
+Injected into every layout of an app the module is attached to (a Dash layout
+hook, so layouts set before or after the module are covered):
+
+* ``dcc.Location(refresh=True)``: the target of the guard's ``sideUpdate`` when
+  a callback arrives without a session;
+* ``dcc.Store``: the non-secret session state (user claims, expiry, CSRF
+  token for the logout form) for the app's own callbacks;
+* ``dcc.Interval``: checks in while a page is open, which refreshes the token
+  when due and notices an ended session.
+
+Dash Pages registered with ``groups=[...]`` show their layout only to users
+in one of those groups.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+
+import dash
+import flask
+from dash import ALL
+from dash import Input
+from dash import Output
+from dash import dcc
+from dash import hooks
+from dash import html
+
+from dash_oauth_otel.adapter.sessions import SessionRecord
+
+if TYPE_CHECKING:
+    from dash_oauth_otel.adapter.module import DashOAuth
+
+__all__ = [
+    "CSRF_INPUT_TYPE",
+    "INTERVAL_ID",
+    "LOCATION_ID",
+    "STORE_ID",
+    "login_button",
+    "logout_button",
+    "protect_pages",
+    "public_state",
+    "register",
+    "user_claims",
+]
+
+LOCATION_ID = "_dash_oauth_location"
+STORE_ID = "_dash_oauth_state"
+INTERVAL_ID = "_dash_oauth_interval"
+CSRF_INPUT_TYPE = "_dash_oauth_csrf"
+_PUBLIC_CLAIMS = (
+    "sub",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "email",
+    "email_verified",
+    "picture",
+    "locale",
+)
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def user_claims(module: DashOAuth, record: SessionRecord) -> dict[str, Any]:
+    """The user's non-secret claims, with the configured groups claim as ``groups``."""
+    claims = record.token.claims
+    out = {k: claims[k] for k in _PUBLIC_CLAIMS if k in claims}
+    groups = claims.get(module.options.groups_claim)
+    if isinstance(groups, str):
+        groups = [groups]
+    out["groups"] = [str(g) for g in groups] if isinstance(groups, list) else []
+    return out
+
+
+def public_state(
+    module: DashOAuth, record: SessionRecord | None, *, error: str | None = None
+) -> dict[str, Any]:
+    """The state a page may see: never a token, never the session id."""
+    if record is None:
+        return {"authenticated": False, "error": error, "login_url": module.url("login")}
+    expires_at = record.token.expires_at
+    return {
+        "authenticated": True,
+        "stale": record.stale,
+        "error": record.error,
+        "user": user_claims(module, record),
+        "expires_in": None if expires_at is None else max(0, int(expires_at - time.time())),
+        "csrf_token": module.csrf_token(record),
+        "logout_url": module.logout_url(),
+    }
+
+
+def _extras(module: DashOAuth) -> list[Any]:
+    record: SessionRecord | None = flask.g.get("dash_oauth_session")
+    extras: list[Any] = [
+        dcc.Location(id=LOCATION_ID, refresh=True),
+        dcc.Store(id=STORE_ID, data=public_state(module, record)),
+    ]
+    interval = module.options.refresh_interval_seconds
+    if interval > 0:
+        extras.append(dcc.Interval(id=INTERVAL_ID, interval=int(interval * 1000)))
+    return extras
+
+
+def _inject(layout: Any) -> Any:
+    from dash_oauth_otel.adapter.module import get_module
+
+    try:
+        module = get_module()
+    except RuntimeError:  # no application context
+        return layout
+    if module is None:
+        return layout
+    items = list(layout) if isinstance(layout, (list, tuple)) else [layout]
+    return [*items, *_extras(module)]
+
+
+def register(module: DashOAuth, app: dash.Dash) -> None:
+    """Install the layout hook (once per process) and the module's callbacks on ``app``."""
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            hooks.layout(priority=1)(_inject)
+            _hook_installed = True
+    from dash_oauth_otel.adapter.background import install
+
+    install()
+    # Keep extra components out of callback validation errors.
+    app.config.suppress_callback_exceptions = True
+    if module.options.refresh_interval_seconds > 0:
+        app.callback(
+            Output(STORE_ID, "data"),
+            Input(INTERVAL_ID, "n_intervals"),
+            prevent_initial_call=True,
+        )(lambda _n: public_state(module, flask.g.get("dash_oauth_session")))
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        "function(state, ids) { var t = (state && state.csrf_token) || '';"
+        " return ids.map(function() { return t; }); }",
+        Output({"type": CSRF_INPUT_TYPE, "index": ALL}, "value"),
+        Input(STORE_ID, "data"),
+        Input({"type": CSRF_INPUT_TYPE, "index": ALL}, "id"),
+    )
+    protect_pages(module)
+
+
+_button_count = 0
+
+
+def logout_button(module: DashOAuth, label: str, **kwargs: Any) -> html.Form:
+    """A logout control: a POST form carrying the session's CSRF token."""
+    global _button_count
+    _button_count += 1
+    return html.Form(
+        [
+            dcc.Input(
+                id={"type": CSRF_INPUT_TYPE, "index": _button_count},
+                type="hidden",
+                name="csrf_token",
+                value="",
+            ),
+            html.Button(label, type="submit", className="dash-oauth-logout", **kwargs),
+        ],
+        method="POST",
+        action=module.logout_url(),
+        style={"display": "inline"},
+    )
+
+
+def login_button(module: DashOAuth, label: str, **kwargs: Any) -> html.A:
+    """A sign-in link (for pages that are public)."""
+    return html.A(label, href=module.url("login"), className="dash-oauth-login", **kwargs)
+
+
+def _forbidden(groups: list[str]) -> html.Div:
+    return html.Div(
+        [html.H2("Not allowed"), html.P("Your account is not in a group that may see this page.")],
+        className="dash-oauth-forbidden",
+        title="Needs one of the groups: " + ", ".join(groups),
+    )
+
+
+def protect_pages(module: DashOAuth) -> None:
+    """Wrap the layout of every Dash page registered with ``groups=[...]``."""
+    for page in dash.page_registry.values():
+        groups = page.get("groups")
+        if not groups or page.get("_dash_oauth_wrapped"):
+            continue
+        original = page["layout"]
+        page["layout"] = _guarded_layout(module, original, list(groups))
+        page["_dash_oauth_wrapped"] = True
+
+
+def _guarded_layout(module: DashOAuth, original: Any, groups: list[str]) -> Any:
+    def layout(**kwargs: Any) -> Any:
+        record: SessionRecord | None = flask.g.get("dash_oauth_session")
+        if record is None or not set(user_claims(module, record)["groups"]) & set(groups):
+            return _forbidden(groups)
+        return original(**kwargs) if callable(original) else original
+
+    return layout

@@ -1,0 +1,117 @@
+"""The few HTML pages the module serves itself: sign-in, error, and step pages.
+
+Every value is HTML-escaped; pages carry ``Referrer-Policy: no-referrer`` and
+``Cache-Control: no-store`` and remove OAuth parameters from the address bar.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from flask import Response as FlaskResponse
+from werkzeug.wrappers import Response
+
+__all__ = ["error_page", "login_page", "no_store", "post_form_page", "step_page"]
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:0;display:flex;min-height:100vh;"
+    "align-items:center;justify-content:center;background:#f5f6f8;color:#1d2433}"
+    "main{background:#fff;padding:2rem 2.5rem;border-radius:10px;max-width:32rem;"
+    "box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.3rem;margin-top:0}"
+    "a.button,button{display:inline-block;background:#2f5bea;color:#fff;border:0;"
+    "padding:.6rem 1.2rem;border-radius:6px;text-decoration:none;font-size:1rem;cursor:pointer}"
+    "code{background:#eef0f4;padding:.1rem .3rem;border-radius:4px}.muted{color:#5b6478}"
+)
+
+
+def no_store(response: Response) -> Response:
+    """Mark ``response`` as never cached and never leaking a referrer."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _page(title: str, body: str, *, clean_path: str | None, status: int) -> Response:
+    script = ""
+    if clean_path is not None:
+        # The URL left in the address bar must not hold code, state, iss or a handle.
+        script = f"<script>history.replaceState(null,'',{_js_string(clean_path)});</script>"
+    html = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=referrer content=no-referrer>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style>{script}</head>"
+        f"<body><main>{body}</main></body></html>"
+    )
+    return no_store(FlaskResponse(html, status=status, mimetype="text/html"))
+
+
+def _js_string(value: str) -> str:
+    out = value.replace("\\", "\\\\").replace("'", "\\'").replace("<", "\\x3c")
+    return f"'{out}'"
+
+
+def login_page(login_url: str, *, app_title: str = "Sign in") -> Response:
+    """The page shown to a browser without a session when auto-redirect is off."""
+    body = (
+        f"<h1>{escape(app_title)}</h1><p class=muted>You need to sign in to use this app.</p>"
+        f'<p><a class=button id=dash-oauth-login href="{escape(login_url)}">Sign in</a></p>'
+    )
+    return _page(app_title, body, clean_path=None, status=401)
+
+
+def error_page(
+    *,
+    error: str,
+    description: str,
+    trace_id: str | None,
+    retry_url: str,
+    clean_path: str,
+    status: int = 400,
+) -> Response:
+    """The page shown when a login fails; names the error and the trace id."""
+    trace = (
+        f"<p class=muted>Trace id <code id=dash-oauth-trace>{escape(trace_id)}</code></p>"
+        if trace_id
+        else ""
+    )
+    body = (
+        "<h1>Sign-in failed</h1>"
+        f"<p>Error <code id=dash-oauth-error>{escape(error)}</code></p>"
+        f"<p id=dash-oauth-error-description>{escape(description)}</p>{trace}"
+        f'<p><a class=button id=dash-oauth-retry href="{escape(retry_url)}">Try again</a></p>'
+    )
+    return _page("Sign-in failed", body, clean_path=clean_path, status=status)
+
+
+def step_page(target: str, *, clean_path: str, title: str = "Signing you in") -> Response:
+    """A same-origin step: the browser itself requests ``target``.
+
+    A navigation started by this page is same-site, so ``SameSite=Strict``
+    cookies are sent with it (they are not on the provider's cross-site redirect).
+    """
+    body = (
+        f"<h1>{escape(title)}…</h1>"
+        f'<p class=muted><a href="{escape(target)}" id=dash-oauth-continue>Continue</a></p>'
+        f"<script>location.replace({_js_string(target)});</script>"
+    )
+    return _page(title, body, clean_path=clean_path, status=200)
+
+
+def post_form_page(
+    action: str, fields: dict[str, str], *, title: str = "Signing you out"
+) -> Response:
+    """Send the browser on with a POST form (values stay out of URLs and history)."""
+    inputs = "".join(
+        f'<input type=hidden name="{escape(name)}" value="{escape(value)}">'
+        for name, value in fields.items()
+    )
+    body = (
+        f"<h1>{escape(title)}…</h1>"
+        f'<form id=dash-oauth-post method=post action="{escape(action)}">{inputs}'
+        "<button type=submit>Continue</button></form>"
+        "<script>document.getElementById('dash-oauth-post').submit();</script>"
+    )
+    return _page(title, body, clean_path=None, status=200)

@@ -1,0 +1,181 @@
+"""Server-side login sessions.
+
+A browser holds only an opaque random session id (HttpOnly cookie).  The record
+it names lives in the store under a hash of the id, sealed with AES-256-GCM
+(tokens encrypted at rest), and carries the token set, the user's claims and
+the lifecycle times.  A session ends on logout, idle timeout, absolute lifetime
+or a failed refresh; :meth:`SessionManager.end` then optionally revokes its
+tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from typing import Any
+
+from dash_oauth_otel._types import Store
+from dash_oauth_otel.core.sealing import Sealer
+from dash_oauth_otel.core.token import OAuthToken
+from dash_oauth_otel.errors import StateError
+
+__all__ = ["SESSION_PREFIX", "SessionManager", "SessionRecord"]
+
+SESSION_PREFIX = "session:"
+_GRACE = 3600.0  # records outlive their logical end so the sweeper can still revoke
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One browser's login session (held server-side only)."""
+
+    sid: str = field(repr=False)
+    token: OAuthToken
+    created_at: float
+    last_seen: float
+    auth_time: float
+    epoch: int = 0
+    stale: bool = False
+    refresh_failures: int = 0
+    next_refresh_at: float = 0.0
+    error: str | None = None
+
+    @property
+    def sid_digest(self) -> str:
+        """A digest of the session id (safe for logs and spans)."""
+        return hashlib.sha256(b"dash_oauth_otel/sid\0" + self.sid.encode()).hexdigest()[:32]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form sealed into the store (contains the tokens)."""
+        return {
+            "sid": self.sid,
+            "token": self.token.to_dict(),
+            "created_at": self.created_at,
+            "last_seen": self.last_seen,
+            "auth_time": self.auth_time,
+            "epoch": self.epoch,
+            "stale": self.stale,
+            "refresh_failures": self.refresh_failures,
+            "next_refresh_at": self.next_refresh_at,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionRecord:
+        """Rebuild a record from :meth:`to_json` output."""
+        return cls(
+            sid=str(data["sid"]),
+            token=OAuthToken.from_dict(data["token"]),
+            created_at=float(data["created_at"]),
+            last_seen=float(data["last_seen"]),
+            auth_time=float(data["auth_time"]),
+            epoch=int(data.get("epoch", 0)),
+            stale=bool(data.get("stale", False)),
+            refresh_failures=int(data.get("refresh_failures", 0)),
+            next_refresh_at=float(data.get("next_refresh_at", 0.0)),
+            error=data.get("error"),
+        )
+
+
+def _key(sid: str) -> str:
+    return SESSION_PREFIX + hashlib.sha256(sid.encode()).hexdigest()
+
+
+def new_session_id() -> str:
+    """A fresh, unguessable session id (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class SessionManager:
+    """Load, save and end sessions in a store.
+
+    :param store: Where records live (shared by every process of the app).
+    :param secret: The secret sealing the records (at least 32 bytes).
+    :param idle_timeout: Seconds without activity before a session ends.
+    :param max_lifetime: Seconds after creation before a session ends.
+    """
+
+    store: Store
+    secret: str | bytes = field(repr=False)
+    idle_timeout: float
+    max_lifetime: float
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self._sealer = Sealer(self.secret, "session")
+
+    def _ttl(self, record: SessionRecord) -> float:
+        remaining = record.created_at + self.max_lifetime - self.clock()
+        return max(1.0, min(remaining, self.idle_timeout) + _GRACE)
+
+    def create(self, token: OAuthToken, *, auth_time: float | None = None) -> SessionRecord:
+        """Create and save a new session for ``token`` (always a new id)."""
+        now = self.clock()
+        record = SessionRecord(
+            sid=new_session_id(),
+            token=token,
+            created_at=now,
+            last_seen=now,
+            auth_time=auth_time if auth_time is not None else now,
+        )
+        self.save(record)
+        return record
+
+    def save(self, record: SessionRecord) -> None:
+        """Write ``record`` (sealed) with a TTL covering its remaining life."""
+        sealed = self._sealer.seal(record.to_json())
+        self.store.set(_key(record.sid), sealed.encode("ascii"), self._ttl(record))
+
+    def load(self, sid: str | None) -> SessionRecord | None:
+        """Return the record for ``sid``, or ``None`` if absent or unreadable."""
+        if not sid or len(sid) > 128:
+            return None
+        raw = self.store.get(_key(sid))
+        return self._decode(raw, sid)
+
+    def _decode(self, raw: bytes | None, sid: str | None) -> SessionRecord | None:
+        if raw is None:
+            return None
+        try:
+            record = SessionRecord.from_json(self._sealer.unseal(raw.decode("ascii", "replace")))
+        except (StateError, KeyError, TypeError, ValueError):
+            return None
+        if sid is not None and not secrets.compare_digest(record.sid, sid):
+            return None
+        return record
+
+    def delete(self, sid: str) -> SessionRecord | None:
+        """Remove a session atomically; return it if this caller removed it."""
+        return self._decode(self.store.take(_key(sid)), sid)
+
+    def expired_reason(self, record: SessionRecord, *, now: float | None = None) -> str | None:
+        """Why ``record`` has ended (``idle_timeout`` or ``max_lifetime``), or ``None``."""
+        now = self.clock() if now is None else now
+        if now - record.created_at >= self.max_lifetime:
+            return "max_lifetime"
+        if now - record.last_seen >= self.idle_timeout:
+            return "idle_timeout"
+        return None
+
+    def touch(self, record: SessionRecord, *, min_interval: float = 15.0) -> SessionRecord:
+        """Record activity; writes at most every ``min_interval`` seconds."""
+        now = self.clock()
+        if now - record.last_seen < min_interval:
+            return record
+        updated = replace(record, last_seen=now)
+        self.save(updated)
+        return updated
+
+    def scan(self) -> Iterator[SessionRecord]:
+        """Iterate over every stored session (for the sweeper)."""
+        for key in self.store.scan(SESSION_PREFIX):
+            record = self._decode(self.store.get(key), None)
+            if record is not None:
+                yield record

@@ -98,6 +98,13 @@ def serve_app(
         provider.close()
 
 
+@contextmanager
+def app_and_browser(idp: TestProvider, **options: Any) -> Iterator[tuple[RunningApp, httpx.Client]]:
+    """Serve an app (see :func:`serve_app`) and open a cookie-keeping client on it."""
+    with serve_app(idp, **options) as running, running.http() as http:
+        yield running, http
+
+
 @pytest.fixture
 def running_app(idp: TestProvider) -> Iterator[RunningApp]:
     with serve_app(idp) as running:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from tests.adapter.conftest import app_and_browser
 from tests.adapter.conftest import serve_app
 from tests.idp.harness import login
 
@@ -105,3 +106,25 @@ def test_form_post_bridge(idp, telemetry):
         again = http.get(handle_url)
         assert again.status_code == 400  # the handle is single-use
         assert "unknown_form_post_handle" in str(telemetry.events("audit_callback_query_rejected"))
+
+
+def test_login_page_when_auto_redirect_is_off(idp):
+    options = {"auto_redirect": False, "public_routes": ["/health", "/docs/"]}
+    with app_and_browser(idp, **options) as (_running, http):
+        page = http.get("/reports", headers={"Accept": "text/html"})
+        assert page.status_code == 401
+        assert 'href="/oauth/login?next=%2Freports"' in page.text
+        assert page.headers["cache-control"] == "no-store"
+        # Public routes are served without a session (here Dash's index).
+        assert http.get("/health").status_code == 200
+        assert http.get("/docs/intro").status_code == 200
+        assert http.get("/healthz", headers={"Accept": "text/html"}).status_code == 401
+
+
+def test_return_to_is_same_origin_only(running_app):
+    with running_app.http() as http:
+        for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "/%5Cevil"):
+            first = http.get("/oauth/login", params={"next": target})
+            landed = login(first.headers["location"], http_client=http).deliver(http)
+            assert landed.headers["location"] == "/", target
+            http.cookies.clear()

@@ -7,6 +7,7 @@ one wins, which is a classic confusion vector, so they are rejected outright.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 __all__ = ["parse_json_object"]
@@ -25,13 +26,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a JSON number overflows to infinity")
+    return value
+
+
 def parse_json_object(content: bytes | str) -> dict[str, Any]:
     """Parse a JSON object strictly: duplicate members, NaN and non-objects rejected.
 
     :raises ValueError: On anything but a well-formed JSON object.
     """
     text = content.decode("utf-8") if isinstance(content, bytes) else content
-    value = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError("the JSON document is not an object")
     return value

@@ -181,7 +181,9 @@ class OAuthClient:
         _check_extra(self.extra_token_params, RESERVED_TOKEN_PARAMS, "extra_token_params")
         if not 30 <= float(self.state_ttl) <= 3600:
             raise ConfigError("state_ttl must be between 30 and 3600 seconds.")
-        if self.max_age is not None and (not isinstance(self.max_age, int) or self.max_age < 0):
+        if self.max_age is not None and (
+            isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 0
+        ):
             raise ConfigError("max_age must be a non-negative integer of seconds.")
         if self.use_par is False and p.par_required:
             raise ConfigError(f"{p.name} requires PAR; use_par=False cannot work.")

@@ -204,7 +204,10 @@ def oidc_discover(
     :param timeout: Seconds for each outbound call.
     :param id_token_algs: Algorithms you accept; intersected with the advertised ones.
     :param http_client: An HTTP client to share (tests inject a transport here).
-    :raises DiscoveryError: When discovery fails or its answer cannot be trusted.
+    :raises DiscoveryError: When discovery answers with an error or with metadata
+        that cannot be trusted.
+    :raises TransportError: When the discovery endpoint cannot be reached, times
+        out, redirects or answers with an oversized body.
     :raises ConfigError: When ``issuer`` itself is unacceptable.
     """
     issuer = _normalise_issuer(issuer)

@@ -32,6 +32,7 @@ from opentelemetry.trace import StatusCode
 from dash_oauth_otel._version import __version__
 from dash_oauth_otel.core.urls import check_endpoint_url
 from dash_oauth_otel.core.urls import strip_query
+from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import TransportError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
@@ -137,12 +138,21 @@ class HttpClient:
         :raises TransportError: On a policy refusal, a redirect, a network failure,
             a timeout or an oversized body.  Non-2xx answers are returned.
         """
-        check_endpoint_url(
-            url,
-            what=what,
-            allow_insecure_loopback=self.policy.allow_insecure_loopback,
-            allowed_hosts=self.policy.allowed_hosts,
-        )
+        try:
+            check_endpoint_url(
+                url,
+                what=what,
+                allow_insecure_loopback=self.policy.allow_insecure_loopback,
+                allowed_hosts=self.policy.allowed_hosts,
+            )
+        except ConfigError as exc:
+            audit.emit(
+                audit.TRANSPORT_ERROR,
+                url=strip_query(url),
+                phase=phase,
+                reason="url_policy_refused",
+            )
+            raise TransportError(exc.message, phase=phase, reason="url_policy_refused") from None
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         safe_url = strip_query(url)

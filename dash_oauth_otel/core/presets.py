@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from dash_oauth_otel.core.discovery import oidc_discover
 from dash_oauth_otel.core.http import HttpPolicy
@@ -137,6 +138,12 @@ def keycloak(
     """
     if not realm or "/" in realm:
         raise ConfigError("keycloak(realm=...) must be a realm name without '/'.")
+    host = urlsplit(base_url).hostname
+    if not host:
+        raise ConfigError(
+            "keycloak(base_url=...) must be an absolute URL like https://sso.example.com."
+        )
+    discover.setdefault("allowed_hosts", (host,))
     return oidc_discover(f"{base_url.rstrip('/')}/realms/{realm}", name=name, **discover)
 
 
@@ -151,7 +158,7 @@ def okta(
     """
     host = _host(domain, "okta(domain=...)")
     issuer = f"https://{host}" + (f"/oauth2/{auth_server}" if auth_server else "")
-    discover.setdefault("allowed_hosts", (host,))
+    discover.setdefault("allowed_hosts", (host.split(":")[0],))
     return oidc_discover(issuer, name=name, **discover)
 
 
@@ -164,7 +171,7 @@ def auth0(
     :param audience: The API identifier to request access tokens for.
     """
     host = _host(domain, "auth0(domain=...)")
-    discover.setdefault("allowed_hosts", (host,))
+    discover.setdefault("allowed_hosts", (host.split(":")[0],))
     if audience:
         discover.setdefault("extra_auth_params", {"audience": audience})
     return oidc_discover(f"https://{host}/", name=name, **discover)

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -29,6 +30,7 @@ from dash_oauth_otel.errors import StateError
 
 __all__ = ["MAX_SEALED_CHARS", "Sealer", "normalize_secret"]
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _VERSION = 1
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
@@ -88,7 +90,7 @@ class Sealer:
             raise StateError("The sealed value is empty.", reason="token_empty")
         if len(token) > max_chars:
             raise StateError("The sealed value is too large.", reason="token_too_large")
-        if not token.isascii() or any(c in token for c in "=+/ \t\r\n"):
+        if not _B64URL.fullmatch(token):
             raise StateError("The sealed value is not base64url.", reason="token_b64_invalid")
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))

@@ -90,7 +90,7 @@ class StatePayload:
                 data["tid"],
             )
             scopes, iat, ma = data["sc"], data["iat"], data.get("ma")
-            otel, app = data.get("ot") or {}, data.get("app") or {}
+            otel, app = data.get("ot", {}), data.get("app", {})
         except KeyError:
             raise StateError("The state payload is incomplete.", reason="payload_shape") from None
         strings = (state, cid, ru, pf, cf, tid)

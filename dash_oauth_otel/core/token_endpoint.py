@@ -153,7 +153,7 @@ def parse_token_response(
     if token_type.lower() != "bearer":
         raise bad(f"token_type {token_type[:32]!r} is not Bearer")
     expires_in = data.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.isdigit():
+    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
         expires_in = int(expires_in)
     if expires_in is not None and (
         isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or expires_in < 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
@@ -79,16 +80,20 @@ def check_endpoint_url(
         raise ConfigError(f"The {what} must be a non-empty absolute URL.")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"The {what} must be an absolute http(s) URL, got {url!r}.")
+        raise ConfigError(f"The {what} must be an absolute http(s) URL, got {strip_query(url)!r}.")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on an invalid port
+    except ValueError:
+        raise ConfigError(f"The {what} has an invalid port.") from None
     if parts.username is not None or parts.password is not None:
         raise ConfigError(f"The {what} must not carry user info (user:password@).")
     if parts.fragment:
-        raise ConfigError(f"The {what} must not carry a fragment, got {url!r}.")
+        raise ConfigError(f"The {what} must not carry a fragment, got {strip_query(url)!r}.")
     if parts.scheme == "http":
         if not is_loopback_host(parts.hostname):
             raise ConfigError(
                 f"The {what} must use https; plain http is accepted only on a loopback "
-                f"host, got {url!r}."
+                f"host, got {strip_query(url)!r}."
             )
         if not allow_insecure_loopback:
             raise ConfigError(
@@ -109,8 +114,12 @@ def strip_query(url: str) -> str:
     netloc = parts.hostname or ""
     if ":" in netloc:
         netloc = f"[{netloc}]"
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None:
+        netloc = f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
@@ -124,11 +133,12 @@ def same_origin_path(target: str | None, *, default: str = "/") -> str:
     """
     if not target or not isinstance(target, str) or len(target) > 2048:
         return default
-    if not target.startswith("/") or target.startswith("//"):
-        return default
-    lowered = target.lower()
-    if "\\" in target or "%5c" in lowered or "%2f%2f" in lowered:
-        return default
+    decoded = unquote(target)
+    for form in (target, decoded):
+        if not form.startswith("/") or form.startswith("//") or "\\" in form:
+            return default
+        if form.startswith(("/%2f", "/%2F")):
+            return default
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
         return default
     parts = urlsplit(target)

@@ -1,0 +1,115 @@
+"""The module under ``gunicorn -w 4``: every piece of login state is in the shared store."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.adapter.conftest import SECRET
+from tests.idp.harness import login
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(params=["diskcache", "redis"])
+def gunicorn_app(request, idp, tmp_path):
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    registered = idp.register_client(
+        [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/"]
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TEST_ISSUER": idp.issuer,
+        "TEST_CLIENT_ID": registered.client_id,
+        "TEST_CLIENT_SECRET": registered.client_secret or "",
+        "TEST_REDIRECT_URI": f"{origin}/oauth/callback",
+        "TEST_SECRET": SECRET,
+        "TEST_STORE_DIR": str(tmp_path / "store"),
+    }
+    if request.param == "redis":
+        env["TEST_REDIS_NAMESPACE"] = f"test-gunicorn-{uuid.uuid4().hex}"
+    log = (tmp_path / "gunicorn.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "4",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "-",
+            "tests.adapter.gunicorn_app:server",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{origin}/oauth/status", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
+        yield origin, process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def _one_login(origin: str, username: str) -> tuple[str, set[str]]:
+    with httpx.Client(base_url=origin, timeout=30) as http:
+        start = http.get("/oauth/login?next=/done")
+        landed = login(start.headers["location"], http_client=http, username=username).deliver(http)
+        assert landed.status_code == 303, landed.text[:500]
+        subjects = set()
+        for _ in range(8):  # spread over the workers
+            status = http.get("/oauth/status").json()
+            assert status["authenticated"], status
+            subjects.add(status["user"]["sub"])
+        return username, subjects
+
+
+def test_concurrent_logins_across_four_workers(gunicorn_app):
+    origin, _process = gunicorn_app
+    users = [f"user{i}" for i in range(24)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda u: _one_login(origin, u), users))
+    # Every login succeeded and no session was ever seen as another user's.
+    assert all(subjects == {user} for user, subjects in results)
+
+
+def test_sessions_survive_a_worker_restart(gunicorn_app):
+    origin, process = gunicorn_app
+    with httpx.Client(base_url=origin, timeout=30) as http:
+        start = http.get("/oauth/login")
+        login(start.headers["location"], http_client=http).deliver(http)
+        assert http.get("/oauth/status").json()["authenticated"]
+        process.send_signal(1)  # SIGHUP: gunicorn replaces every worker
+        time.sleep(3)
+        for _ in range(8):
+            assert http.get("/oauth/status").json()["authenticated"]

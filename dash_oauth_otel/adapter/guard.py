@@ -26,6 +26,8 @@ from dash_oauth_otel.adapter.layout import LOCATION_ID
 from dash_oauth_otel.adapter.layout import protect_pages
 from dash_oauth_otel.adapter.pages import login_page
 from dash_oauth_otel.adapter.pages import no_store
+from dash_oauth_otel.telemetry import attributes as attr
+from dash_oauth_otel.telemetry.correlation import set_context_attributes
 
 if TYPE_CHECKING:
     from dash_oauth_otel.adapter.module import DashOAuth
@@ -68,13 +70,23 @@ def check(module: DashOAuth) -> Response | None:
     request = flask.request
     relative = _relative(module, request.path)
     if relative is None:
+        set_context_attributes(None)
         return None  # another app on the same server
+    # Set on every request: a worker thread serves many requests in turn.
+    set_context_attributes({attr.DASH_MODULE_ID: module.module_id})
     module.lifecycle.start_sweeper()
     protect_pages(module)
     if relative.startswith("oauth/"):
         return None
     public = _is_public(module, relative)
     outcome = module.lifecycle.resolve(module.cookies.session_id(request))
+    if outcome.record is not None:
+        set_context_attributes(
+            {
+                attr.DASH_MODULE_ID: module.module_id,
+                attr.DASH_SESSION_ID_DIGEST: outcome.record.sid_digest,
+            }
+        )
     flask.g.dash_oauth_session = outcome.record
     flask.g.dash_oauth_error = outcome.error
     if outcome.record is not None or public:

@@ -29,6 +29,7 @@ from opentelemetry._logs import SeverityNumber
 
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry._scope import get_logger
+from dash_oauth_otel.telemetry.correlation import context_attributes
 from dash_oauth_otel.telemetry.correlation import current_trace_id
 from dash_oauth_otel.telemetry.switches import logs_enabled
 
@@ -102,6 +103,9 @@ _OTEL_KEYS: Mapping[str, str] = {
     "trace_id": attr.TRACE_ID,
     "status": attr.OAUTH_STATUS,
     "module_id": attr.DASH_MODULE_ID,
+    "session_id_digest": attr.DASH_SESSION_ID_DIGEST,
+    "process_id": attr.DASH_PROCESS_ID,
+    "main_process_id": attr.DASH_MAIN_PROCESS_ID,
     "type": "event.type",
 }
 
@@ -153,6 +157,8 @@ def emit(event_type: str, **fields: Any) -> dict[str, Any]:
         "timestamp": time.time(),
         "process_id": os.getpid(),
     }
+    for key, value in context_attributes().items():
+        event.setdefault(key.replace("dash.", ""), value)
     event.update((k, v) for k, v in fields.items() if v is not None)
     otel_severity, log_level = _severity(event_type, event)
     hook = _hook

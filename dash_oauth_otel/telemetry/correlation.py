@@ -14,11 +14,37 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["current_trace_id", "new_trace_id", "trace_id_scope"]
+__all__ = [
+    "context_attributes",
+    "current_trace_id",
+    "new_trace_id",
+    "set_context_attributes",
+    "trace_id_scope",
+]
 
 _TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "dash_oauth_otel_trace_id", default=None
 )
+
+
+_CONTEXT: contextvars.ContextVar[dict[str, str | int] | None] = contextvars.ContextVar(
+    "dash_oauth_otel_context_attributes", default=None
+)
+
+
+def set_context_attributes(attributes: dict[str, str | int] | None) -> None:
+    """Set the ``dash.*`` metadata (module, session digest) of the current request.
+
+    The adapter sets it per request; every span and audit event opened in the
+    same context carries it.
+    """
+    _CONTEXT.set(dict(attributes) if attributes else None)
+
+
+def context_attributes() -> dict[str, str | int]:
+    """The ``dash.*`` metadata of the current context (a copy)."""
+    found = _CONTEXT.get()
+    return dict(found) if found else {}
 
 
 def new_trace_id() -> str:

@@ -9,6 +9,7 @@ Telemetry problems are logged and never change the flow.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from opentelemetry.util.types import AttributeValue
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry._scope import get_tracer
+from dash_oauth_otel.telemetry.correlation import context_attributes
 from dash_oauth_otel.telemetry.correlation import current_trace_id
 from dash_oauth_otel.telemetry.switches import tracing_enabled
 
@@ -111,7 +113,18 @@ def _clean(attributes: Attributes | None) -> dict[str, AttributeValue]:
     trace_id = current_trace_id()
     if trace_id is not None:
         out.setdefault(attr.TRACE_ID, trace_id)
+    for key, value in context_attributes().items():
+        out.setdefault(key, value)
+    out.setdefault(attr.DASH_PROCESS_ID, _PID[0] if _PID[0] == os.getpid() else _pid())
     return out
+
+
+_PID = [0]
+
+
+def _pid() -> int:
+    _PID[0] = os.getpid()
+    return _PID[0]
 
 
 def record_error(target: Span, exc: BaseException) -> None:

@@ -105,7 +105,7 @@ def test_expired_state_rejected(make_client, browser_token, telemetry):
         (lambda s: s[: len(s) // 8 * 4], "gcm_auth_failed"),
         (lambda s: s[:10], "token_too_short"),
         (lambda s: "A" * len(s), "token_version_mismatch"),
-        (lambda s: "x" + s, "token_version_mismatch"),
+        (lambda s: "xxxx" + s, "token_version_mismatch"),
         (lambda s: s + "AAAA", "gcm_auth_failed"),
         (lambda s: s + "=", "token_b64_invalid"),
         (lambda s: "y" * 9000, "token_too_large"),

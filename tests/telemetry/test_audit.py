@@ -182,7 +182,7 @@ def test_otel_log_record(telemetry) -> None:
     assert dict(log.attributes) == {
         "event.type": "audit_callback_received",
         "dash_oauth_otel.trace_id": "corr-7",
-        "process_id": os.getpid(),
+        "dash.process_id": os.getpid(),
         "oauth.provider.name": "idp",
         "oauth.provider.issuer": "https://idp.example",
         "oauth.client_id_digest": "d" * 64,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator
 
 import pytest
@@ -47,7 +49,7 @@ def test_none_attributes_dropped(telemetry) -> None:
     with spans.span(NAME, {"kept": "v", "dropped": None, "zero": 0, "flag": False}):
         pass
     attrs = attributes(telemetry.span(NAME))
-    assert attrs == {"kept": "v", "zero": 0, "flag": False}
+    assert attrs == {"kept": "v", "zero": 0, "flag": False, "dash.process_id": os.getpid()}
 
 
 def test_kind(telemetry) -> None:

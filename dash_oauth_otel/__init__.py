@@ -40,6 +40,7 @@ from dash_oauth_otel.errors import IDTokenError as IDTokenError
 from dash_oauth_otel.errors import InputError as InputError
 from dash_oauth_otel.errors import JWKSError as JWKSError
 from dash_oauth_otel.errors import NonceError as NonceError
+from dash_oauth_otel.errors import PermissionDeniedError as PermissionDeniedError
 from dash_oauth_otel.errors import PKCEError as PKCEError
 from dash_oauth_otel.errors import StateError as StateError
 from dash_oauth_otel.errors import StoreError as StoreError
@@ -71,6 +72,7 @@ __all__ = [
     "OAuthProvider",
     "OAuthToken",
     "PKCEError",
+    "PermissionDeniedError",
     "RedisStore",
     "RevocationResult",
     "StateError",

@@ -18,6 +18,7 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── UserinfoError          the userinfo response failed validation
     ├── HTTPError              another endpoint answered with a non-success status
     ├── TransportError         the call did not complete (timeout, redirect, size)
+    ├── PermissionDeniedError  the user is not in a group allowed to do this
     └── StoreError             the state or session store failed
 
 Each error carries an OAuth-style wire code (:attr:`DashOAuthError.error`), the
@@ -41,6 +42,7 @@ __all__ = [
     "JWKSError",
     "NonceError",
     "PKCEError",
+    "PermissionDeniedError",
     "StateError",
     "StoreError",
     "TokenEndpointError",
@@ -222,3 +224,9 @@ class StoreError(DashOAuthError):
     """The state or session store failed or cannot offer the required atomicity."""
 
     error = "store_error"
+
+
+class PermissionDeniedError(DashOAuthError):
+    """The signed-in user is not in a group allowed to run this (HTTP 403)."""
+
+    error = "forbidden"

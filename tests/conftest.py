@@ -26,7 +26,7 @@ if _ROOT not in sys.path:
 
 from tests.idp.harness import TestProvider  # noqa: E402
 
-pytest_plugins = ["tests.otel"]
+pytest_plugins = ["tests.otel", "tests.chromium"]
 
 _PROVIDER_FIXTURES = {"idp", "idp_server"}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dash_oauth_otel.adapter.module import DashOAuth as DashOAuth
 from dash_oauth_otel.adapter.options import ModuleOptions as ModuleOptions
 from dash_oauth_otel.adapter.user import AuthState as AuthState
-from dash_oauth_otel.adapter.user import PermissionDeniedError as PermissionDeniedError
 from dash_oauth_otel.adapter.user import User as User
 from dash_oauth_otel.adapter.user import auth as auth
 from dash_oauth_otel.adapter.user import current_user as current_user
 from dash_oauth_otel.adapter.user import require_groups as require_groups
+from dash_oauth_otel.errors import PermissionDeniedError as PermissionDeniedError
 
 __all__ = [
     "AuthState",

@@ -109,8 +109,13 @@ def check(module: DashOAuth) -> Response | None:
 
 
 def _wants_html(request: flask.Request) -> bool:
+    # Fetch metadata tells a navigation from a sub-resource (an icon, an image):
+    # only a navigation may start a login, never a background request.
+    dest = request.headers.get("Sec-Fetch-Dest")
+    if dest is not None:
+        return dest in ("document", "iframe")
     accept = request.accept_mimetypes
-    return accept.accept_html or not accept.values()
+    return accept.accept_html
 
 
 def _next_path(module: DashOAuth, request: flask.Request, relative: str) -> str:

@@ -156,6 +156,7 @@ def logout_button(module: DashOAuth, label: str, **kwargs: Any) -> html.Form:
     """A logout control: a POST form carrying the session's CSRF token."""
     global _button_count
     _button_count += 1
+    class_name = " ".join(filter(None, ["dash-oauth-logout", kwargs.pop("className", "")]))
     return html.Form(
         [
             dcc.Input(
@@ -164,7 +165,12 @@ def logout_button(module: DashOAuth, label: str, **kwargs: Any) -> html.Form:
                 name="csrf_token",
                 value="",
             ),
-            html.Button(label, type="submit", className="dash-oauth-logout", **kwargs),
+            html.Button(
+                label,
+                type="submit",
+                className=class_name,
+                **kwargs,
+            ),
         ],
         method="POST",
         action=module.logout_url(),
@@ -174,7 +180,8 @@ def logout_button(module: DashOAuth, label: str, **kwargs: Any) -> html.Form:
 
 def login_button(module: DashOAuth, label: str, **kwargs: Any) -> html.A:
     """A sign-in link (for pages that are public)."""
-    return html.A(label, href=module.url("login"), className="dash-oauth-login", **kwargs)
+    class_name = " ".join(filter(None, ["dash-oauth-login", kwargs.pop("className", "")]))
+    return html.A(label, href=module.url("login"), className=class_name, **kwargs)
 
 
 def _forbidden(groups: list[str]) -> html.Div:

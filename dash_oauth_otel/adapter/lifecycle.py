@@ -26,6 +26,7 @@ from dash_oauth_otel.errors import TokenEndpointError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
+from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.metrics import instruments
 
 __all__ = ["Lifecycle", "Outcome"]
@@ -67,6 +68,9 @@ class Lifecycle:
         record = self.sessions.load(sid)
         if record is None:
             return Outcome(None)
+        set_context_attributes(
+            {attr.DASH_MODULE_ID: self.module_id, attr.DASH_SESSION_ID_DIGEST: record.sid_digest}
+        )
         reason = self.sessions.expired_reason(record)
         reauth = self.options.reauth_after_seconds
         if reason is None and reauth is not None and time.time() - record.auth_time >= reauth:
@@ -81,15 +85,23 @@ class Lifecycle:
             record = refreshed.record
         if record.token.is_expired() and not record.stale:
             if self.options.indefinite_session:
-                record = replace(record, stale=True, error="token_expired")
-                self.sessions.save(record)
+                marked = self.sessions.update(
+                    record, lambda current: replace(current, stale=True, error="token_expired")
+                )
+                record = marked if marked is not None else record
             else:
                 self.end(record, "token_expired")
                 return Outcome(None, "token_expired")
         return Outcome(self.sessions.touch(record))
 
     def _needs_refresh(self, token: OAuthToken) -> bool:
-        return token.is_expired(leeway=self.options.refresh_lead_seconds)
+        # A token shorter-lived than twice the lead would be refreshed on every
+        # request: the lead is capped at half the token's lifetime.
+        lead = self.options.refresh_lead_seconds
+        lifetime = token.lifetime
+        if lifetime is not None:
+            lead = min(lead, lifetime / 2)
+        return token.is_expired(leeway=lead)
 
     def refresh(self, record: SessionRecord) -> Outcome:
         """Refresh ``record``'s token, single-flight across processes."""
@@ -97,7 +109,7 @@ class Lifecycle:
             return Outcome(record)
         if not record.token.refresh_token:
             return Outcome(record)
-        name = f"refresh:{record.sid_digest}"
+        name = self.sessions.lock_name(record)
         with self.sessions.store.lock(name, ttl=30.0, wait=10.0) as acquired:
             current = self.sessions.load(record.sid)
             if current is None:

@@ -37,6 +37,7 @@ from dash_oauth_otel.adapter.sessions import SessionRecord
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.sealing import normalize_secret
 from dash_oauth_otel.errors import ConfigError
+from dash_oauth_otel.errors import PermissionDeniedError
 from dash_oauth_otel.stores import DiskcacheStore
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import set_audit_hook
@@ -168,6 +169,7 @@ class DashOAuth:
             root=True,
         ):
             server.extensions[EXTENSION_KEY] = self
+            server.register_error_handler(PermissionDeniedError, _forbidden)
             routes.register(self, server)
             guard.register(self, server)
             layout.register(self, app)
@@ -221,6 +223,12 @@ class DashOAuth:
     def login_button(self, label: str = "Sign in", **kwargs: Any) -> Any:
         """A sign-in link styled as a button."""
         return layout.login_button(self, label, **kwargs)
+
+
+def _forbidden(exc: PermissionDeniedError) -> flask.Response:
+    response = flask.jsonify({"error": exc.error, "message": exc.message})
+    response.status_code = 403
+    return response
 
 
 def get_module(app: flask.Flask | None = None) -> DashOAuth | None:

@@ -39,6 +39,9 @@ class ModuleOptions:
         logout, idle timeout or lifetime (needs a revocation endpoint).
     :param provider_logout: On logout, also end the session at the provider
         (RP-initiated logout) when it has an end-session endpoint.
+    :param logout_id_token_hint: Send the ID token as ``id_token_hint`` in the
+        provider logout URL (some providers require it; it then stays in the
+        browser history).
     :param post_logout_path: Where the browser lands after logout.
     :param groups_claim: The claim holding the user's groups.
     :param sweep_interval_seconds: How often ended sessions are looked for.
@@ -55,6 +58,7 @@ class ModuleOptions:
     refresh_interval_seconds: float = 30.0
     revoke_on_session_end: bool = False
     provider_logout: bool = True
+    logout_id_token_hint: bool = False
     post_logout_path: str = "/"
     groups_claim: str = "groups"
     sweep_interval_seconds: float = 60.0

@@ -11,7 +11,7 @@ from html import escape
 from flask import Response as FlaskResponse
 from werkzeug.wrappers import Response
 
-__all__ = ["error_page", "login_page", "no_store", "post_form_page", "step_page"]
+__all__ = ["error_page", "login_page", "no_store", "step_page"]
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:0;display:flex;min-height:100vh;"
@@ -40,7 +40,7 @@ def _page(title: str, body: str, *, clean_path: str | None, status: int) -> Resp
         script = f"<script>history.replaceState(null,'',{_js_string(clean_path)});</script>"
     html = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        "<meta name=referrer content=no-referrer>"
+        '<meta name=referrer content=no-referrer><link rel=icon href="data:,">'
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style>{script}</head>"
         f"<body><main>{body}</main></body></html>"
@@ -98,20 +98,3 @@ def step_page(target: str, *, clean_path: str, title: str = "Signing you in") ->
         f"<script>location.replace({_js_string(target)});</script>"
     )
     return _page(title, body, clean_path=clean_path, status=200)
-
-
-def post_form_page(
-    action: str, fields: dict[str, str], *, title: str = "Signing you out"
-) -> Response:
-    """Send the browser on with a POST form (values stay out of URLs and history)."""
-    inputs = "".join(
-        f'<input type=hidden name="{escape(name)}" value="{escape(value)}">'
-        for name, value in fields.items()
-    )
-    body = (
-        f"<h1>{escape(title)}…</h1>"
-        f'<form id=dash-oauth-post method=post action="{escape(action)}">{inputs}'
-        "<button type=submit>Continue</button></form>"
-        "<script>document.getElementById('dash-oauth-post').submit();</script>"
-    )
-    return _page(title, body, clean_path=None, status=200)

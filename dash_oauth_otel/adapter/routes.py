@@ -22,7 +22,6 @@ from werkzeug.wrappers import Response
 from dash_oauth_otel.adapter.layout import public_state
 from dash_oauth_otel.adapter.pages import error_page
 from dash_oauth_otel.adapter.pages import no_store
-from dash_oauth_otel.adapter.pages import post_form_page
 from dash_oauth_otel.adapter.pages import step_page
 from dash_oauth_otel.core.callback import check_callback_issuer
 from dash_oauth_otel.core.callback import complete_callback
@@ -373,18 +372,18 @@ def logout(module: DashOAuth) -> Response:
             )
             end_session = module.client.provider.end_session_endpoint
             if module.options.provider_logout and end_session:
-                # OpenID RP-Initiated Logout §2 with POST: the ID token hint never
-                # lands in a URL or the browser history.
-                fields = {
+                # OpenID RP-Initiated Logout 1.0 §2, by redirect (a cross-site POST
+                # would arrive without the provider's SameSite=Lax session cookie).
+                # The ID token is sent as a hint only when configured: it would
+                # stay in the browser history.
+                query = {
                     "client_id": module.client.client_id,
                     "post_logout_redirect_uri": module.origin + target,
                 }
-                if record.token.id_token:
-                    fields["id_token_hint"] = record.token.id_token
-                response = post_form_page(end_session, fields)
-                module.cookies.clear_session(response)
-                module.cookies.clear_binding(response)
-                return response
+                if module.options.logout_id_token_hint and record.token.id_token:
+                    query["id_token_hint"] = record.token.id_token
+                separator = "&" if "?" in end_session else "?"
+                target = f"{end_session}{separator}{urlencode(query)}"
     response = _redirect(target, 303)
     module.cookies.clear_session(response)
     module.cookies.clear_binding(response)

@@ -164,14 +164,35 @@ class SessionManager:
             return "idle_timeout"
         return None
 
+    def lock_name(self, record: SessionRecord) -> str:
+        """The store lock serialising every write of ``record``."""
+        return f"session-write:{record.sid_digest}"
+
+    def update(
+        self, record: SessionRecord, change: Callable[[SessionRecord], SessionRecord]
+    ) -> SessionRecord | None:
+        """Apply ``change`` to the stored record under the session's write lock.
+
+        The record is re-read under the lock, so a write never puts back tokens
+        that a concurrent refresh (in any process) has just replaced.  Returns
+        the saved record, ``None`` if the session is gone, or the stored record
+        unchanged if the lock is busy.
+        """
+        with self.store.lock(self.lock_name(record), ttl=30.0, wait=5.0) as acquired:
+            current = self.load(record.sid)
+            if current is None or not acquired:
+                return current
+            updated = change(current)
+            self.save(updated)
+            return updated
+
     def touch(self, record: SessionRecord, *, min_interval: float = 15.0) -> SessionRecord:
         """Record activity; writes at most every ``min_interval`` seconds."""
         now = self.clock()
         if now - record.last_seen < min_interval:
             return record
-        updated = replace(record, last_seen=now)
-        self.save(updated)
-        return updated
+        updated = self.update(record, lambda current: replace(current, last_seen=now))
+        return updated if updated is not None else record
 
     def scan(self) -> Iterator[SessionRecord]:
         """Iterate over every stored session (for the sweeper)."""

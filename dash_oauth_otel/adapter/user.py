@@ -21,7 +21,7 @@ from dash_oauth_otel.adapter.layout import user_claims
 from dash_oauth_otel.adapter.module import get_module
 from dash_oauth_otel.adapter.sessions import SessionRecord
 from dash_oauth_otel.core.token import OAuthToken
-from dash_oauth_otel.errors import DashOAuthError
+from dash_oauth_otel.errors import PermissionDeniedError
 
 __all__ = ["AuthState", "User", "auth", "current_user", "require_groups"]
 
@@ -126,12 +126,6 @@ class AuthState:
 
 auth = AuthState()
 """The login state of the current request."""
-
-
-class PermissionDeniedError(DashOAuthError):
-    """The user is not in a group allowed to run this callback."""
-
-    error = "forbidden"
 
 
 def require_groups(groups: Sequence[str]) -> Callable[[F], F]:

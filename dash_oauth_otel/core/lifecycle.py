@@ -143,6 +143,7 @@ def refresh_token(client: OAuthClient, token: OAuthToken) -> OAuthToken:
             audit.AUDIT_TOKEN_REFRESH,
             **client.audit_fields(),
             refresh_token_rotated=rotated,
+            sub_digest=digest(new.subject),
             new_expires_at=new.expires_at,
             expires_in_present=parsed.expires_in_present,
         )

@@ -33,6 +33,7 @@ class OAuthToken:
     :param id_token_claims: Claims of the validated ID token.
     :param userinfo: The userinfo response, when fetched.
     :param id_token_validated: Whether ``id_token_claims`` passed validation.
+    :param obtained_at: When the token endpoint issued this set (epoch seconds).
     """
 
     access_token: str = field(repr=False)
@@ -44,6 +45,7 @@ class OAuthToken:
     id_token_claims: Mapping[str, Any] | None = None
     userinfo: Mapping[str, Any] | None = None
     id_token_validated: bool = False
+    obtained_at: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -76,6 +78,13 @@ class OAuthToken:
             return None
         return self.expires_at - (time.time() if now is None else now)
 
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds the access token was issued for, when known."""
+        if self.expires_at is None or self.obtained_at is None:
+            return None
+        return max(0.0, self.expires_at - self.obtained_at)
+
     def is_expired(self, *, leeway: float = 0.0, now: float | None = None) -> bool:
         """Whether the access token has expired (or will within ``leeway`` seconds)."""
         remaining = self.expires_in(now)
@@ -102,4 +111,5 @@ class OAuthToken:
             id_token_claims=data.get("id_token_claims"),
             userinfo=data.get("userinfo"),
             id_token_validated=bool(data.get("id_token_validated", False)),
+            obtained_at=data.get("obtained_at"),
         )

@@ -120,6 +120,7 @@ def verify_token_response(
             id_token_claims=dict(claims) if claims else None,
             userinfo=userinfo,
             id_token_validated=validated,
+            obtained_at=time.time(),
         )
 
 

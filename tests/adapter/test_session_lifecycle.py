@@ -91,10 +91,10 @@ def test_refresh_failure_keeps_stale_session_when_indefinite(idp, telemetry):
 
 
 def test_transient_refresh_failure_keeps_a_still_valid_token(idp, telemetry):
-    with app_and_browser(idp, access_token_ttl=30, refresh_lead_seconds=29) as (running, http):
+    with app_and_browser(idp, access_token_ttl=6, refresh_lead_seconds=3) as (running, http):
         _log_in(http)
         idp.fail_token_endpoint(times=1)
-        time.sleep(1.1)
+        time.sleep(3.2)  # inside the refresh lead, the token still valid
         status = http.get("/oauth/status").json()
         assert status["authenticated"] is True and status["stale"] is False
         record = _session(running, http)
@@ -167,3 +167,15 @@ def test_a_new_login_replaces_and_ends_the_old_session(running_app, telemetry):
         assert running_app.module.sessions.load(first) is None
         assert running_app.module.sessions.load(second) is not None
     assert telemetry.events("audit_session_ended")[0]["reason"] == "replaced_by_login"
+
+
+def test_short_lived_tokens_are_not_refreshed_on_every_request(idp, telemetry):
+    # A 4 s token with the default 60 s lead: the lead is capped at half the lifetime.
+    with app_and_browser(idp, access_token_ttl=4) as (_running, http):
+        _log_in(http)
+        for _ in range(5):
+            assert http.get("/oauth/status").json()["authenticated"]
+        assert telemetry.events("audit_token_refresh") == []
+        time.sleep(2.1)
+        assert http.get("/oauth/status").json()["authenticated"]
+        assert len(telemetry.events("audit_token_refresh")) == 1

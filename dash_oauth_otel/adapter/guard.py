@@ -39,8 +39,25 @@ _CALLBACK_PATH = "_dash-update-component"
 
 
 def register(module: DashOAuth, server: flask.Flask) -> None:
-    """Install the guard on ``server`` (after any hook already registered)."""
-    server.before_request(lambda: check(module))
+    """Install the guard on ``server``, kept after every other ``before_request`` hook.
+
+    Hooks registered later (such as OpenTelemetry's Flask instrumentation, which
+    opens the server span) are moved before the guard when each request starts,
+    so a request the guard answers is still traced.
+    """
+
+    def guard() -> Response | None:
+        return check(module)
+
+    server.before_request(guard)
+
+    def keep_guard_last(sender: flask.Flask, **_extra: object) -> None:
+        funcs = sender.before_request_funcs.get(None, [])
+        if funcs and funcs[-1] is not guard and guard in funcs:
+            funcs.remove(guard)
+            funcs.append(guard)
+
+    flask.request_started.connect(keep_guard_last, server, weak=False)
 
 
 def _relative(module: DashOAuth, path: str) -> str | None:

@@ -173,6 +173,13 @@ def span(
     if not tracing_enabled():
         yield trace.INVALID_SPAN
         return
+    links: list[trace.Link] = []
+    if parent is not None or root:
+        # Placed outside the current trace (a new one, or the login's own): link
+        # the span that was current, e.g. the server span of the request.
+        current_context = trace.get_current_span().get_span_context()
+        if current_context.is_valid:
+            links.append(trace.Link(current_context))
     if parent is None and root:
         parent = otel_context.Context()
     try:
@@ -181,6 +188,7 @@ def span(
             context=parent,
             kind=kind,
             attributes=_clean(attributes),
+            links=links,
             record_exception=False,
             set_status_on_exception=False,
         )

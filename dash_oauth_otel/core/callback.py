@@ -13,9 +13,13 @@ reported or the code exchanged.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
+from typing import TypeVar
 
 from opentelemetry import context as otel_context
 
@@ -24,6 +28,7 @@ from dash_oauth_otel.core._ops import note_failure
 from dash_oauth_otel.core._ops import propagator
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.exchange import exchange_code
+from dash_oauth_otel.core.state import OneTimeValues
 from dash_oauth_otel.core.state import StatePayload
 from dash_oauth_otel.core.state import check_browser_token
 from dash_oauth_otel.core.state import open_state
@@ -49,10 +54,13 @@ from dash_oauth_otel.telemetry.redact import digest
 
 __all__ = [
     "CALLBACK_LIMITS",
+    "ValidatedCallback",
     "check_callback_issuer",
     "complete_callback",
     "handle_callback",
     "parse_callback_params",
+    "record_login_success",
+    "run_callback",
 ]
 
 CALLBACK_LIMITS: Mapping[str, int] = {
@@ -182,6 +190,48 @@ def complete_callback(
     browser_token: str,
 ) -> tuple[OAuthToken, Mapping[str, str]]:
     """Like :func:`handle_callback`, also returning the ``app_data`` sealed at login."""
+    return run_callback(client, query, browser_token, _exchange_here)
+
+
+def _exchange_here(
+    client: OAuthClient, validated: ValidatedCallback
+) -> tuple[OAuthToken, Mapping[str, str]]:
+    token = exchange_code(client, validated.code, validated.values, validated.payload.max_age)
+    record_login_success(client, token, validated.payload.issued_at)
+    return token, dict(validated.payload.app or {})
+
+
+@dataclass(frozen=True)
+class ValidatedCallback:
+    """A callback that passed every check; its one-time values are consumed.
+
+    :param code: The authorization code (exchange it once).
+    :param values: PKCE verifier, nonce and binding digest of the login.
+    :param payload: The unsealed state (``app`` data, ``max_age``, issue time).
+    """
+
+    code: str = field(repr=False)
+    values: OneTimeValues = field(repr=False)
+    payload: StatePayload = field(repr=False)
+
+
+T = TypeVar("T")
+
+
+def run_callback(
+    client: OAuthClient,
+    query: Mapping[str, Any] | Iterable[tuple[str, str]],
+    browser_token: str,
+    finish: Callable[[OAuthClient, ValidatedCallback], T],
+    *,
+    is_async: bool = False,
+) -> T:
+    """Validate a callback inside the ``callback`` span, then hand it to ``finish``.
+
+    ``finish`` exchanges the code: here (:func:`complete_callback`) or in a
+    worker (the Dash module's async mode), still inside the callback span and
+    under the login's correlation id.
+    """
     try:
         params = parse_callback_params(query)
         check_callback_issuer(client, params)
@@ -203,7 +253,7 @@ def complete_callback(
             {
                 **client.telemetry_attributes(),
                 attr.OAUTH_PHASE: "callback",
-                attr.OAUTH_ASYNC: False,
+                attr.OAUTH_ASYNC: is_async,
                 attr.OAUTH_USERINFO_REQUIRED: client.fetch_userinfo
                 and client.provider.userinfo_endpoint is not None,
                 attr.OAUTH_ID_TOKEN_VALIDATION_ENABLED: client.provider.is_oidc,
@@ -212,7 +262,8 @@ def complete_callback(
         ),
     ):
         try:
-            return _callback(client, params, browser_token, payload, early)
+            validated = _validate(client, params, browser_token, payload, early)
+            return finish(client, validated)
         except DashOAuthError as exc:
             note_failure(exc, tid, "callback")
             if not isinstance(exc, AuthorizationError):
@@ -238,13 +289,13 @@ def _validate_stage(client: OAuthClient, phase: str) -> Any:
     )
 
 
-def _callback(
+def _validate(
     client: OAuthClient,
     params: Mapping[str, str],
     browser_token: str,
     payload: StatePayload | None,
     early: StateError | None,
-) -> tuple[OAuthToken, Mapping[str, str]]:
+) -> ValidatedCallback:
     state_digest = digest(payload.state) if payload else digest(params["state"])
 
     def failed(exc: DashOAuthError, phase: str) -> DashOAuthError:
@@ -332,9 +383,7 @@ def _callback(
             pkce.validate_code_verifier(values.code_verifier)
         except DashOAuthError as exc:
             raise failed(exc, "callback.pkce_verifier_validation") from None
-    token = exchange_code(client, params["code"], values, payload.max_age)
-    _login_success(client, token, payload.issued_at)
-    return token, dict(payload.app or {})
+    return ValidatedCallback(params["code"], values, payload)
 
 
 def _provider_error(client: OAuthClient, params: Mapping[str, str]) -> AuthorizationError:
@@ -357,7 +406,8 @@ def _provider_error(client: OAuthClient, params: Mapping[str, str]) -> Authoriza
     )
 
 
-def _login_success(client: OAuthClient, token: OAuthToken, issued_at: float) -> None:
+def record_login_success(client: OAuthClient, token: OAuthToken, issued_at: float) -> None:
+    """Audit and count a completed login (``issued_at``: when it started)."""
     sub_source = "id_token" if token.id_token_validated else "userinfo"
     audit.emit(
         audit.AUDIT_LOGIN_SUCCESS,

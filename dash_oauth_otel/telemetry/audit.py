@@ -57,6 +57,7 @@ __all__ = [
     "AUDIT_TOKEN_REVOCATION",
     "AUDIT_USERINFO",
     "AuditHook",
+    "deliver_to_hook",
     "ERROR",
     "HTTP_ERROR",
     "TRANSPORT_ERROR",
@@ -191,3 +192,28 @@ def emit(event_type: str, **fields: Any) -> dict[str, Any]:
         except Exception:
             _internal.warning("could not emit OTel log for %s", event_type, exc_info=True)
     return event
+
+
+def deliver_to_hook(event: dict[str, Any]) -> None:
+    """Hand an event emitted in a worker process to this process's hook and logger.
+
+    The event keeps the worker's ``process_id`` (and ``main_process_id``); its
+    OTel log record was emitted in the worker, so it is not emitted again here.
+    """
+    hook = _hook
+    if hook is not None:
+        try:
+            hook(dict(event))
+        except Exception:
+            _internal.warning("the audit hook raised for %s", event.get("type"), exc_info=True)
+    event_type = str(event.get("type", ""))
+    _, log_level = _severity(event_type, event)
+    try:
+        if _log.isEnabledFor(log_level):
+            _log.log(
+                log_level,
+                json.dumps(event, default=str, sort_keys=True),
+                extra={"audit": dict(event)},
+            )
+    except Exception:  # pragma: no cover - logging never breaks the flow
+        _internal.warning("could not log audit event %s", event_type, exc_info=True)

@@ -28,6 +28,7 @@ from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.metrics import instruments
+from dash_oauth_otel.workers.dispatch import Dispatcher
 
 __all__ = ["Lifecycle", "Outcome"]
 
@@ -56,6 +57,7 @@ class Lifecycle:
     sessions: SessionManager
     options: ModuleOptions
     module_id: str
+    dispatcher: Dispatcher | None = None
 
     def __post_init__(self) -> None:
         self._sweeper: threading.Thread | None = None
@@ -103,25 +105,55 @@ class Lifecycle:
             lead = min(lead, lifetime / 2)
         return token.is_expired(leeway=lead)
 
-    def refresh(self, record: SessionRecord) -> Outcome:
-        """Refresh ``record``'s token, single-flight across processes."""
-        if time.time() < record.next_refresh_at:
+    def refresh(self, record: SessionRecord, *, wait: bool = True) -> Outcome:
+        """Refresh ``record``'s token, single-flight across processes.
+
+        With workers and a token still valid, the refresh runs in the background
+        and the current record is returned at once (the request never waits on
+        the provider); otherwise the caller waits for the new token.
+        """
+        if time.time() < record.next_refresh_at or not record.token.refresh_token:
             return Outcome(record)
-        if not record.token.refresh_token:
+        if self.dispatcher is not None and wait and not record.token.is_expired():
+            threading.Thread(
+                target=self._refresh_quietly, args=(record,), name="dash-oauth-refresh", daemon=True
+            ).start()
             return Outcome(record)
-        name = self.sessions.lock_name(record)
-        with self.sessions.store.lock(name, ttl=30.0, wait=10.0) as acquired:
+        flight = f"refresh-flight:{record.sid_digest}"
+        hold = (self.dispatcher.timeout if self.dispatcher else 10.0) + 30.0
+        with self.sessions.store.lock(flight, ttl=hold, wait=10.0 if wait else 0.0) as acquired:
             current = self.sessions.load(record.sid)
             if current is None:
                 return Outcome(None, "logged_out")
-            if not self._needs_refresh(current.token) or not acquired:
-                # Another request (maybe in another process) refreshed it, or holds
-                # the lock: use what is stored now.
+            if not acquired or not self._needs_refresh(current.token):
+                # Another request (maybe in another process) refreshed it, or is
+                # refreshing it now: use what is stored.
                 return Outcome(current)
             try:
-                token = refresh_token(self.client, current.token)
+                token = self._refresh_token(current.token)
             except DashOAuthError as exc:
                 return self._refresh_failed(current, exc)
+            return self._apply_refresh(current, token)
+
+    def _refresh_quietly(self, record: SessionRecord) -> None:
+        try:
+            self.refresh(record, wait=False)
+        except Exception:
+            _log.warning("background refresh failed", exc_info=True)
+
+    def _refresh_token(self, token: OAuthToken) -> OAuthToken:
+        if self.dispatcher is None:
+            return refresh_token(self.client, token)
+        result = self.dispatcher.run(self.client, "refresh", {"token": token.to_dict()})
+        return OAuthToken.from_dict(result["token"])
+
+    def _apply_refresh(self, source: SessionRecord, token: OAuthToken) -> Outcome:
+        """Install ``token`` unless the session moved on; a late result is revoked."""
+        applied: list[SessionRecord] = []
+
+        def change(current: SessionRecord) -> SessionRecord:
+            if current.epoch != source.epoch:
+                return current  # a newer refresh won: keep it
             updated = replace(
                 current,
                 token=token,
@@ -131,8 +163,23 @@ class Lifecycle:
                 refresh_failures=0,
                 next_refresh_at=0.0,
             )
-            self.sessions.save(updated)
-            return Outcome(updated)
+            applied.append(updated)
+            return updated
+
+        current = self.sessions.update(source, change, wait=30.0)
+        if applied:
+            return Outcome(applied[0])
+        # Logged out, replaced by a new login, or refreshed by someone else
+        # meanwhile: the new tokens must not outlive this result.
+        audit.emit(
+            audit.AUDIT_STALE_RESULT_REVOKED,
+            **self.client.audit_fields(),
+            operation="refresh",
+            session_id_digest=source.sid_digest,
+            reason="session_ended" if current is None else "newer_state",
+        )
+        self._revoke_async(token, "stale_result")
+        return Outcome(current, None if current is not None else "logged_out")
 
     def _refresh_failed(self, record: SessionRecord, exc: DashOAuthError) -> Outcome:
         failures = record.refresh_failures + 1
@@ -143,15 +190,19 @@ class Lifecycle:
         )
         if self.options.indefinite_session or (not fatal and not record.token.is_expired()):
             delay = min(_MAX_BACKOFF, 2.0 ** (failures - 1)) * (1 + random.random() / 4)  # noqa: S311
-            kept = replace(
+            stale = self.options.indefinite_session and record.token.is_expired()
+            kept = self.sessions.update(
                 record,
-                refresh_failures=failures,
-                next_refresh_at=time.time() + delay,
-                stale=record.stale
-                or (self.options.indefinite_session and record.token.is_expired()),
-                error="token_refresh_error",
+                lambda current: replace(
+                    current,
+                    refresh_failures=failures,
+                    next_refresh_at=time.time() + delay,
+                    stale=current.stale or stale,
+                    error="token_refresh_error",
+                ),
             )
-            self.sessions.save(kept)
+            if kept is None:
+                return Outcome(None, "logged_out")
             if self.options.indefinite_session:
                 audit.emit(
                     audit.AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION,
@@ -179,7 +230,8 @@ class Lifecycle:
 
         :returns: Whether this call ended it (another process may have first).
         """
-        removed = self.sessions.delete(record.sid)
+        with self.sessions.store.lock(self.sessions.lock_name(record), ttl=30.0, wait=10.0):
+            removed = self.sessions.delete(record.sid)
         if removed is None:
             return False
         do_revoke = self.options.revoke_on_session_end if revoke is None else revoke
@@ -197,8 +249,23 @@ class Lifecycle:
         if found is not None:
             found.active_sessions.add(-1, {attr.OAUTH_PROVIDER_NAME: self.client.provider.name})
         if do_revoke:
-            self.revoke(removed.token, reason)
+            if self.dispatcher is not None:
+                self._revoke_async(removed.token, reason)
+            else:
+                self.revoke(removed.token, reason)
         return True
+
+    def _revoke_async(self, token: OAuthToken, reason: str) -> None:
+        thread = threading.Thread(
+            target=self._revoke_quietly, args=(token, reason), name="dash-oauth-revoke", daemon=True
+        )
+        thread.start()
+
+    def _revoke_quietly(self, token: OAuthToken, reason: str) -> None:
+        try:
+            self.revoke(token, reason)
+        except Exception:
+            _log.warning("revocation failed", exc_info=True)
 
     def revoke(self, token: OAuthToken, reason: str) -> None:
         """Revoke refresh then access token, best effort, under ``session.end.revoke``."""
@@ -212,9 +279,15 @@ class Lifecycle:
             },
             root=root,
         ):
-            if token.refresh_token:
-                revoke_token(self.client, token, "refresh")
-            revoke_token(self.client, token, "access")
+            for which in ("refresh", "access"):
+                if which == "refresh" and not token.refresh_token:
+                    continue
+                if self.dispatcher is not None:
+                    self.dispatcher.run(
+                        self.client, "revoke", {"token": token.to_dict(), "which": which}
+                    )
+                else:
+                    revoke_token(self.client, token, which)
 
     # -- sweeping ------------------------------------------------------------
 

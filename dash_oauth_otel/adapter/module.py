@@ -45,6 +45,8 @@ from dash_oauth_otel.telemetry import set_digest_key
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.audit import AuditHook
 from dash_oauth_otel.telemetry.switches import configure as configure_switches
+from dash_oauth_otel.workers.backends import WorkerBackend
+from dash_oauth_otel.workers.dispatch import Dispatcher
 
 __all__ = ["EXTENSION_KEY", "DashOAuth", "get_module"]
 
@@ -68,6 +70,16 @@ class DashOAuth:
     :param tracing: Emit spans (``None``: ``DASH_OAUTH_OTEL_TRACING``, default on).
     :param logs: Emit audit events as OTel logs (``DASH_OAUTH_OTEL_LOGS``).
     :param metrics: Record metrics (``DASH_OAUTH_OTEL_METRICS``).
+    :param workers: Run the code exchange, refresh and revocation in worker
+        processes (:class:`~dash_oauth_otel.workers.ProcessPoolBackend` or
+        :class:`~dash_oauth_otel.workers.CeleryBackend`); requests then never
+        wait on the provider for a refresh, and logins finish on a "signing you
+        in" page.
+    :param client_path: Import path of the client in the workers
+        (``"myapp.auth:client"``); required with ``workers``.
+    :param worker_init: Import path of a function the workers call to set up
+        their OpenTelemetry SDK (SDK set-up done in code is not replayed).
+    :param worker_timeout: Seconds to wait for a worker's answer.
     :param options: Any :class:`~dash_oauth_otel.adapter.options.ModuleOptions`
         field as a keyword (``auto_redirect``, ``idle_timeout``, ...).
     """
@@ -84,6 +96,10 @@ class DashOAuth:
         tracing: bool | None = None,
         logs: bool | None = None,
         metrics: bool | None = None,
+        workers: WorkerBackend | None = None,
+        client_path: str | None = None,
+        worker_init: str | None = None,
+        worker_timeout: float = 30.0,
         **options: Any,
     ) -> None:
         if client is None or not isinstance(client, OAuthClient):
@@ -125,7 +141,19 @@ class DashOAuth:
             max_lifetime=self.options.max_lifetime,
         )
         self.module_id = "dash_oauth_otel"
-        self.lifecycle = Lifecycle(client, self.sessions, self.options, self.module_id)
+        self.dispatcher: Dispatcher | None = None
+        if workers is not None:
+            if not client_path:
+                raise ConfigError(
+                    "workers=... needs client_path='package.module:client', the import path "
+                    "under which the workers find the same OAuthClient (secrets never travel)."
+                )
+            self.dispatcher = Dispatcher(
+                workers, client_path, worker_init=worker_init, timeout=worker_timeout
+            )
+        self.lifecycle = Lifecycle(
+            client, self.sessions, self.options, self.module_id, self.dispatcher
+        )
         self._routes_prefix = "/"
         self._requests_prefix = "/"
         if app is not None:

@@ -11,7 +11,7 @@ from html import escape
 from flask import Response as FlaskResponse
 from werkzeug.wrappers import Response
 
-__all__ = ["error_page", "login_page", "no_store", "step_page"]
+__all__ = ["error_page", "login_page", "no_store", "step_page", "waiting_page"]
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:0;display:flex;min-height:100vh;"
@@ -98,3 +98,24 @@ def step_page(target: str, *, clean_path: str, title: str = "Signing you in") ->
         f"<script>location.replace({_js_string(target)});</script>"
     )
     return _page(title, body, clean_path=clean_path, status=200)
+
+
+def waiting_page(*, status_url: str, complete_url: str, clean_path: str) -> Response:
+    """The "signing you in" page: polls the login's progress, then opens ``complete_url``."""
+    script = (
+        "<script>(function(){var s="
+        + _js_string(status_url)
+        + ",c="
+        + _js_string(complete_url)
+        + ";function poll(){fetch(s,{credentials:'same-origin',cache:'no-store'})"
+        ".then(function(r){return r.json();}).then(function(b){"
+        "if(b.login==='pending'){setTimeout(poll,400);}else{location.replace(c);}})"
+        ".catch(function(){setTimeout(poll,1000);});}poll();})();</script>"
+    )
+    body = (
+        "<h1>Signing you in…</h1><p class=muted id=dash-oauth-waiting>"
+        "Checking your sign-in with the provider.</p>"
+        f'<p class=muted><a href="{escape(complete_url)}" id=dash-oauth-continue>Continue</a></p>'
+        f"{script}"
+    )
+    return _page("Signing you in", body, clean_path=clean_path, status=200)

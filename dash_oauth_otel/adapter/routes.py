@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import flask
 from werkzeug.wrappers import Response
 
+from dash_oauth_otel.adapter import async_login
 from dash_oauth_otel.adapter.layout import public_state
 from dash_oauth_otel.adapter.pages import error_page
 from dash_oauth_otel.adapter.pages import no_store
@@ -185,6 +186,9 @@ def callback(module: DashOAuth) -> Response:
         and binding is None
         and "step" not in request.args
     )
+    completed = request.args.get("complete")
+    if completed is not None:
+        return async_login.complete(module, completed, binding)
     handle = request.args.get("fp")
     if handle is not None:
         if strict_step:
@@ -218,19 +222,31 @@ def callback(module: DashOAuth) -> Response:
 
 
 def _finish(module: DashOAuth, params: Any, binding: str | None) -> Response:
-    request = flask.request
+    if module.dispatcher is not None:
+        return async_login.start(module, params, binding)
     try:
         token, app_data = complete_callback(module.client, params, binding or "")
     except DashOAuthError as exc:
-        audit.emit(
-            audit.AUDIT_LOGIN_FAILED,
-            **module.client.audit_fields(),
-            phase=exc.phase,
-            error_class=type(exc).__qualname__,
-            reason=exc.reason,
-            trace_id=exc.trace_id,
-        )
-        return _failure_page(module, exc)
+        return login_failed(module, exc)
+    return establish_session(module, token, app_data)
+
+
+def login_failed(module: DashOAuth, exc: DashOAuthError) -> Response:
+    """Audit a failed login and show its error page."""
+    audit.emit(
+        audit.AUDIT_LOGIN_FAILED,
+        **module.client.audit_fields(),
+        phase=exc.phase,
+        error_class=type(exc).__qualname__,
+        reason=exc.reason,
+        trace_id=exc.trace_id,
+    )
+    return _failure_page(module, exc)
+
+
+def establish_session(module: DashOAuth, token: Any, app_data: Mapping[str, str]) -> Response:
+    """Create the session of a completed login and send the browser to its page."""
+    request = flask.request
     # Session fixation: a login always gets a new session id; an older session
     # of this browser ends (its tokens belonged to whoever logged in before).
     previous = module.sessions.load(module.cookies.session_id(request))
@@ -341,6 +357,9 @@ def logout(module: DashOAuth) -> Response:
         },
         root=True,
     ):
+        binding = module.cookies.binding(request)
+        if binding and _same_origin_request(module, request):
+            async_login.cancel(module, binding)  # a login still in a worker must not land
         record = module.sessions.load(module.cookies.session_id(request))
         if record is not None:
             presented = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
@@ -392,6 +411,9 @@ def logout(module: DashOAuth) -> Response:
 
 def status(module: DashOAuth) -> Response:
     """The non-secret session state as JSON (for pages and async logins)."""
+    login = flask.request.args.get("login")
+    if login is not None:
+        return no_store(flask.jsonify({"login": async_login.progress(module, login)}))
     outcome = module.lifecycle.resolve(module.cookies.session_id(flask.request))
     body = public_state(module, outcome.record, error=outcome.error)
     return no_store(flask.jsonify(body))

@@ -169,7 +169,11 @@ class SessionManager:
         return f"session-write:{record.sid_digest}"
 
     def update(
-        self, record: SessionRecord, change: Callable[[SessionRecord], SessionRecord]
+        self,
+        record: SessionRecord,
+        change: Callable[[SessionRecord], SessionRecord],
+        *,
+        wait: float = 5.0,
     ) -> SessionRecord | None:
         """Apply ``change`` to the stored record under the session's write lock.
 
@@ -178,7 +182,7 @@ class SessionManager:
         the saved record, ``None`` if the session is gone, or the stored record
         unchanged if the lock is busy.
         """
-        with self.store.lock(self.lock_name(record), ttl=30.0, wait=5.0) as acquired:
+        with self.store.lock(self.lock_name(record), ttl=30.0, wait=wait) as acquired:
             current = self.load(record.sid)
             if current is None or not acquired:
                 return current

@@ -48,6 +48,7 @@ __all__ = [
     "AUDIT_REDIRECT_ISSUED",
     "AUDIT_SESSION_ENDED",
     "AUDIT_SESSION_STARTED",
+    "AUDIT_STALE_RESULT_REVOKED",
     "AUDIT_STATE_PARSE_FAILURE",
     "AUDIT_STATE_STORE_LOOKUP_FAILED",
     "AUDIT_TOKEN_EXCHANGE",
@@ -89,6 +90,7 @@ AUDIT_SESSION_STARTED: Final = "audit_session_started"
 AUDIT_SESSION_ENDED: Final = "audit_session_ended"
 AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION: Final = "audit_refresh_failed_but_kept_session"
 AUDIT_INVALID_BROWSER_TOKEN: Final = "audit_invalid_browser_token"
+AUDIT_STALE_RESULT_REVOKED: Final = "audit_stale_result_revoked"
 ERROR: Final = "error"
 HTTP_ERROR: Final = "http_error"
 TRANSPORT_ERROR: Final = "transport_error"

@@ -26,7 +26,7 @@ from dash_oauth_otel.workers.backends import WorkerBackend
 from dash_oauth_otel.workers.context import capture
 from dash_oauth_otel.workers.tasks import task_sealer
 
-__all__ = ["PARENT_SPANS", "Dispatcher", "WorkerTimeoutError"]
+__all__ = ["PARENT_SPANS", "Dispatcher", "WorkerTimeoutError", "rebuild_error"]
 
 _log = logging.getLogger("dash_oauth_otel.workers")
 
@@ -93,7 +93,7 @@ class Dispatcher:
         for event in data.get("events", []):
             deliver_to_hook(event)
         if "error" in data:
-            raise _rebuild_error(data["error"])
+            raise rebuild_error(data["error"])
         result: dict[str, Any] = data["result"]
         return result
 
@@ -110,7 +110,8 @@ class Dispatcher:
             return self.outcome(client, operation, self.submit(client, operation, inputs))
 
 
-def _rebuild_error(data: dict[str, Any]) -> DashOAuthError:
+def rebuild_error(data: dict[str, Any]) -> DashOAuthError:
+    """Turn an error raised in a worker (as JSON) back into its typed exception."""
     cls = getattr(errors, str(data.get("type")), None)
     message = str(data.get("message") or "The worker failed.")
     common = {

@@ -39,7 +39,14 @@ from dash_oauth_otel.workers.context import TaskContext
 from dash_oauth_otel.workers.context import load_object
 from dash_oauth_otel.workers.context import replay
 
-__all__ = ["OPERATIONS", "WORKER_SPANS", "load_client", "run_task", "task_sealer"]
+__all__ = [
+    "OPERATIONS",
+    "WORKER_SPANS",
+    "error_json",
+    "load_client",
+    "run_task",
+    "task_sealer",
+]
 
 _log = logging.getLogger("dash_oauth_otel.workers")
 
@@ -109,7 +116,8 @@ OPERATIONS: Final[dict[str, Callable[[OAuthClient, dict[str, Any]], dict[str, An
 }
 
 
-def _error_json(exc: DashOAuthError) -> dict[str, Any]:
+def error_json(exc: DashOAuthError) -> dict[str, Any]:
+    """The JSON form of a typed error, rebuilt on the main process."""
     return {
         "type": type(exc).__qualname__,
         "message": exc.message,
@@ -167,7 +175,7 @@ def run_task(operation: str, sealed: str, client_path: str, worker_init: str | N
             with spans.span(WORKER_SPANS[operation], attributes):
                 outcome["result"] = OPERATIONS[operation](client, payload["inputs"])
         except DashOAuthError as exc:
-            outcome["error"] = _error_json(exc)
+            outcome["error"] = error_json(exc)
         finally:
             outcome["events"] = list(events)
             _flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dash_oauth_otel.adapter.environment import client_from_env as client_from_env
+from dash_oauth_otel.adapter.environment import module_from_env as module_from_env
 from dash_oauth_otel.adapter.module import DashOAuth as DashOAuth
 from dash_oauth_otel.adapter.options import ModuleOptions as ModuleOptions
 from dash_oauth_otel.adapter.user import AuthState as AuthState
@@ -18,6 +20,8 @@ __all__ = [
     "PermissionDeniedError",
     "User",
     "auth",
+    "client_from_env",
     "current_user",
+    "module_from_env",
     "require_groups",
 ]

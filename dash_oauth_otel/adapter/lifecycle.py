@@ -178,7 +178,7 @@ class Lifecycle:
             session_id_digest=source.sid_digest,
             reason="session_ended" if current is None else "newer_state",
         )
-        self._revoke_async(token, "stale_result")
+        self._revoke_async(token, "stale_result", source.sid_digest)
         return Outcome(current, None if current is not None else "logged_out")
 
     def _refresh_failed(self, record: SessionRecord, exc: DashOAuthError) -> Outcome:
@@ -250,24 +250,27 @@ class Lifecycle:
             found.active_sessions.add(-1, {attr.OAUTH_PROVIDER_NAME: self.client.provider.name})
         if do_revoke:
             if self.dispatcher is not None:
-                self._revoke_async(removed.token, reason)
+                self._revoke_async(removed.token, reason, removed.sid_digest)
             else:
-                self.revoke(removed.token, reason)
+                self.revoke(removed.token, reason, sid_digest=removed.sid_digest)
         return True
 
-    def _revoke_async(self, token: OAuthToken, reason: str) -> None:
+    def _revoke_async(self, token: OAuthToken, reason: str, sid_digest: str | None = None) -> None:
         thread = threading.Thread(
-            target=self._revoke_quietly, args=(token, reason), name="dash-oauth-revoke", daemon=True
+            target=self._revoke_quietly,
+            args=(token, reason, sid_digest),
+            name="dash-oauth-revoke",
+            daemon=True,
         )
         thread.start()
 
-    def _revoke_quietly(self, token: OAuthToken, reason: str) -> None:
+    def _revoke_quietly(self, token: OAuthToken, reason: str, sid_digest: str | None) -> None:
         try:
-            self.revoke(token, reason)
+            self.revoke(token, reason, sid_digest=sid_digest)
         except Exception:
             _log.warning("revocation failed", exc_info=True)
 
-    def revoke(self, token: OAuthToken, reason: str) -> None:
+    def revoke(self, token: OAuthToken, reason: str, *, sid_digest: str | None = None) -> None:
         """Revoke refresh then access token, best effort, under ``session.end.revoke``."""
         root = reason != "logout"
         with spans.span(
@@ -276,6 +279,7 @@ class Lifecycle:
                 **self.client.telemetry_attributes(),
                 attr.OAUTH_PHASE: "session.end.revoke",
                 attr.DASH_MODULE_ID: self.module_id,
+                attr.DASH_SESSION_ID_DIGEST: sid_digest,
             },
             root=root,
         ):

@@ -191,6 +191,7 @@ class DashOAuth:
                 "oauth.revoke_on_session_end": self.options.revoke_on_session_end,
                 "oauth.indefinite_session": self.options.indefinite_session,
                 "oauth.refresh_lead_seconds": self.options.refresh_lead_seconds,
+                "oauth.reauth_after_seconds": self.options.reauth_after_seconds,
                 "oauth.browser_cookie_samesite": self.options.cookie_samesite,
                 attr.DASH_PROCESS_ID: os.getpid(),
             },

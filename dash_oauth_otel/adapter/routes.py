@@ -287,14 +287,16 @@ def form_post(module: DashOAuth) -> Response:
             attr.DASH_MODULE_ID: module.module_id,
         },
         root=True,
-    ):
+    ) as current:
         try:
             params = _read_form(request)
             check_callback_issuer(module.client, params)
             payload = open_state(module.client, params["state"])
+            spans.set_attributes(current, {attr.TRACE_ID: payload.trace_id})
             verify_binding(module.client, payload)
         except DashOAuthError as exc:
             exc.phase = exc.phase or "form_post.post"
+            spans.record_error(current, exc)
             audit.emit(
                 audit.AUDIT_CALLBACK_VALIDATION_FAILED,
                 **module.client.audit_fields(),
@@ -356,7 +358,7 @@ def logout(module: DashOAuth) -> Response:
             attr.DASH_MODULE_ID: module.module_id,
         },
         root=True,
-    ):
+    ) as current:
         binding = module.cookies.binding(request)
         if binding and _same_origin_request(module, request):
             async_login.cancel(module, binding)  # a login still in a worker must not land
@@ -367,6 +369,14 @@ def logout(module: DashOAuth) -> Response:
             if not _same_origin_request(module, request) or not hmac.compare_digest(
                 presented.encode(), expected.encode()
             ):
+                spans.record_error(
+                    current,
+                    InputError(
+                        "A logout request without a valid CSRF token or origin was refused.",
+                        phase="logout",
+                        reason="csrf_rejected",
+                    ),
+                )
                 audit.emit(
                     audit.ERROR,
                     **module.client.audit_fields(),

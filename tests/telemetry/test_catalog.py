@@ -12,9 +12,14 @@ an event, a log record or a metric.  ``test_vignette_drift.py`` reuses the run.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import re
 import secrets
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +33,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace import StatusCode
 
 from dash_oauth_otel import CallbackIssuerError
 from dash_oauth_otel import CallbackQueryError
@@ -51,6 +58,8 @@ from dash_oauth_otel.core.state import peek_one_time
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import set_audit_hook
 from dash_oauth_otel.telemetry import spans
+from dash_oauth_otel.telemetry import switches
+from dash_oauth_otel.telemetry.metrics import LOGIN_OUTCOMES
 from tests import otel
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
@@ -120,7 +129,8 @@ class Flow:
     spans: list[ReadableSpan]
     audit: list[dict[str, Any]]
     logs: list[Any]
-    log_lines: list[str]
+    log_lines: list[tuple[str, str]]
+    """``(levelname, message)`` of each record of the ``dash_oauth_otel.audit`` logger."""
     text: str
     secrets: dict[str, str]
     logins: list[str]
@@ -172,6 +182,8 @@ class Notes:
 
     secrets: dict[str, str] = field(default_factory=dict)
     logins: list[str] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    """The flow's audit events so far (to wait for work finishing in the background)."""
 
     def secret(self, label: str, value: str | None) -> None:
         if value:
@@ -181,12 +193,10 @@ class Notes:
 class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self.records: list[logging.LogRecord] = []
+        self.lines: list[tuple[str, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.lines.append(record.getMessage())
+        self.lines.append((record.levelname, record.getMessage()))
 
 
 class _Recorder:
@@ -199,7 +209,7 @@ class _Recorder:
         otel._spans.clear()
         otel._logs_exporter.clear()
         captured = otel.Telemetry()
-        notes = Notes()
+        notes = Notes(audit=captured.audit)
         handler = _Lines()
         logger = logging.getLogger("dash_oauth_otel.audit")
         level = logger.level
@@ -218,7 +228,7 @@ class _Recorder:
                 audit=list(captured.audit),
                 logs=captured.log_records(),
                 log_lines=handler.lines,
-                text=captured.exported_text() + "\n" + "\n".join(handler.lines),
+                text="\n".join([captured.exported_text(), *(m for _, m in handler.lines)]),
                 secrets=notes.secrets,
                 logins=notes.logins,
             )
@@ -504,8 +514,45 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
                 idp.reset_faults()
         _logins_of(notes)
 
+    with rec.flow("module.stale_refresh") as notes:
+        # A new login replaces the session while its refresh waits on the token
+        # endpoint: the late tokens are revoked (in the background), not installed.
+        options = {"access_token_ttl": 2, "refresh_lead_seconds": 1}
+        with serve_app(idp, **options) as running, running.http() as http:
+            assert _module_login(notes, running, http).status_code == 303
+            _note_session(notes, running, http)
+            cookies = dict(http.cookies)
+            time.sleep(1.2)
+            idp.delay_token_endpoint(ms=3000)
+            answers: dict[str, Any] = {}
+
+            def refreshing_request() -> None:
+                with running.http() as other:
+                    other.cookies.update(cookies)
+                    answers["status"] = other.get("/oauth/status").json()
+
+            thread = threading.Thread(target=refreshing_request)
+            thread.start()
+            try:
+                time.sleep(0.3)
+                again = http.get("/oauth/login?next=/&reauth=1")
+                result = login(again.headers["location"], http_client=http)
+                _note_response(notes, running.module.client, result)
+                assert result.deliver(http).status_code == 303
+                _note_session(notes, running, http)
+            finally:
+                thread.join(timeout=15)
+                idp.reset_faults()
+            assert answers["status"]["authenticated"] is False
+            _wait_for(lambda: _count(notes.audit, "audit_token_revocation") >= 2)
+            _wait_for(lambda: len(_finished(spans.SESSION_END_REVOKE)) >= 1)
+            stale = [e for e in notes.audit if e["type"] == "audit_stale_result_revoked"]
+            assert [(e["operation"], e["reason"]) for e in stale] == [("refresh", "session_ended")]
+        _logins_of(notes)
+
     with rec.flow("module.login_failure") as notes:
         with serve_app(idp) as running, running.http() as http:
+            notes.secret("client_secret", running.client.client_secret)
             first = http.get("/oauth/login?next=/")
             notes.secret("binding_cookie", http.cookies.get("dash_oauth_binding"))
             result = login(first.headers["location"], http_client=http)
@@ -514,6 +561,21 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
             failed = result.deliver(http)
             assert failed.status_code == 400
         _logins_of(notes)
+
+
+def _count(events: list[dict[str, Any]], event_type: str) -> int:
+    return sum(1 for e in events if e["type"] == event_type)
+
+
+def _finished(name: str) -> list[ReadableSpan]:
+    return [s for s in otel._spans.get_finished_spans() if s.name == name]
+
+
+def _wait_for(condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "background work did not finish"
+        time.sleep(0.05)
 
 
 _RUNS: dict[int, CatalogRun] = {}
@@ -536,3 +598,511 @@ def catalog_run(idp: TestProvider) -> CatalogRun:
 @pytest.fixture(scope="module")
 def run(idp_server: TestProvider) -> CatalogRun:
     return catalog_run(idp_server)
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _attrs(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def _vignette_keys() -> set[str]:
+    return set(re.findall(r"`([a-z_][a-z0-9_.]*)`", VIGNETTE.read_text(encoding="utf-8")))
+
+
+def _normal(key: str) -> str:
+    return key.lower().replace("_", ".").replace("-", ".")
+
+
+# -- coverage and scope ------------------------------------------------------------
+
+
+def test_every_catalogued_span_is_emitted(run):
+    emitted = {s.name for s in run.spans()}
+    assert CATALOG - WORKER_SPANS - emitted == set()
+    assert emitted <= CATALOG
+
+
+def test_everything_is_under_the_package_scope(run):
+    from dash_oauth_otel import __version__
+
+    for found in run.spans():
+        assert found.instrumentation_scope is not None
+        assert found.instrumentation_scope.name == "dash_oauth_otel"
+        assert found.instrumentation_scope.version == __version__
+    assert set(run.metrics) >= {LOGIN_OUTCOMES, "http.client.request.duration"}
+
+
+# -- parenting ---------------------------------------------------------------------
+
+
+def test_every_span_has_its_catalogued_parent(run):
+    wrong = []
+    for flow in run.flows.values():
+        for found in flow.spans:
+            assert found.name in PARENTS, f"no parent rule for {found.name}: add one"
+            parent = flow.parent_of(found)
+            name = parent.name if parent is not None else None
+            if name not in PARENTS[found.name]:
+                wrong.append((flow.name, found.name, name))
+    assert wrong == []
+
+
+def test_parents_by_phase(run):
+    expected = {
+        (spans.CALLBACK_VALIDATE, "callback.nonce_validation"): spans.TOKEN_VERIFY,
+        (spans.CALLBACK_VALIDATE, "refresh.id_token_validation"): spans.TOKEN_VERIFY,
+        (spans.TOKEN_EXCHANGE_HTTP, "token.exchange"): spans.TOKEN_EXCHANGE,
+        (spans.TOKEN_EXCHANGE_HTTP, "refresh"): spans.REFRESH,
+        (spans.TOKEN_VERIFY, "callback.verify"): spans.CALLBACK,
+        (spans.TOKEN_VERIFY, "refresh.verify"): spans.REFRESH,
+    }
+    seen = set()
+    for flow in run.flows.values():
+        for found in flow.spans:
+            phase = _attrs(found)[attr.OAUTH_PHASE]
+            parent = flow.parent_of(found)
+            if (
+                found.name == spans.CALLBACK_VALIDATE
+                and phase.startswith("callback.")
+                and (phase != "callback.nonce_validation")
+            ):
+                assert parent is not None and parent.name == spans.CALLBACK, phase
+            want = expected.get((found.name, phase))
+            if want is not None:
+                seen.add((found.name, phase))
+                assert parent is not None and parent.name == want, (found.name, phase)
+    assert seen == set(expected)
+
+
+def test_callback_is_a_child_of_its_own_login(run):
+    checked = 0
+    for flow in run.flows.values():
+        for found in flow.named(spans.CALLBACK):
+            parent = flow.parent_of(found)
+            if parent is None:
+                continue
+            checked += 1
+            assert parent.name == spans.LOGIN_REQUEST
+            assert _attrs(parent)[attr.TRACE_ID] == _attrs(found)[attr.TRACE_ID]
+            assert parent.context.trace_id == found.context.trace_id
+    assert checked >= 10
+
+
+def test_callback_with_a_tampered_state_is_a_root(run):
+    flow = run.flows["core.failures"]
+    tampered = [
+        s
+        for s in flow.named(spans.CALLBACK)
+        if any(
+            (e.attributes or {}).get("dash_oauth_otel.error.reason") == "gcm_auth_failed"
+            for e in s.events
+        )
+    ]
+    assert len(tampered) == 1
+    assert tampered[0].parent is None
+    assert _attrs(tampered[0])[attr.ERROR_TYPE] == "StateError"
+
+
+def test_module_request_spans_are_roots(run):
+    for name in (spans.MODULE_INIT, spans.FORM_POST, spans.FORM_POST_BRIDGE, spans.LOGOUT):
+        found = run.spans(name)
+        assert found, name
+        assert all(s.parent is None for s in found), name
+
+
+def test_session_end_revoke_parents(run):
+    logout = run.flows["module.login_logout"]
+    (on_logout,) = logout.named(spans.SESSION_END_REVOKE)
+    parent = logout.parent_of(on_logout)
+    assert parent is not None and parent.name == spans.LOGOUT
+    sweep = run.flows["module.sweep"]
+    (on_sweep,) = sweep.named(spans.SESSION_END_REVOKE)
+    assert on_sweep.parent is None
+    for flow, end in ((logout, on_logout), (sweep, on_sweep)):
+        revokes = [s for s in flow.named(spans.TOKEN_REVOKE) if flow.parent_of(s) is end]
+        assert [_attrs(s)[attr.OAUTH_TOKEN_WHICH] for s in revokes] == ["refresh", "access"]
+        for revoke in revokes:
+            (http,) = [
+                s
+                for s in flow.named(spans.TOKEN_REVOKE_HTTP)
+                if s.parent and s.parent.span_id == revoke.context.span_id
+            ]
+            assert http.kind is SpanKind.CLIENT
+
+
+def test_par_nests_under_the_login_request(run):
+    flow = run.flows["core.par"]
+    (request,) = flow.named(spans.LOGIN_REQUEST)
+    (par,) = flow.named(spans.LOGIN_PAR)
+    (http,) = flow.named(spans.LOGIN_PAR_HTTP)
+    assert flow.parent_of(par) is request
+    assert flow.parent_of(http) is par
+    assert _attrs(request)[attr.OAUTH_PAR_USED] is True
+    assert _attrs(http)[attr.HTTP_RESPONSE_STATUS_CODE] == 201
+
+
+# -- one login, one trace ------------------------------------------------------------
+
+
+def test_one_login_is_one_trace(run):
+    separate_roots = {spans.FORM_POST, spans.FORM_POST_BRIDGE}
+    complete = 0
+    for flow in run.flows.values():
+        assert flow.logins, flow.name
+        for correlation in flow.logins:
+            (request,) = [
+                s
+                for s in flow.named(spans.LOGIN_REQUEST)
+                if _attrs(s)[attr.TRACE_ID] == correlation
+            ]
+            trace_id = request.context.trace_id
+            members = [
+                s
+                for s in flow.spans
+                if _attrs(s).get(attr.TRACE_ID) == correlation and s.name not in separate_roots
+            ]
+            outside = [s.name for s in members if s.context.trace_id != trace_id]
+            assert outside == [], (flow.name, outside)
+            in_trace = [s for s in flow.spans if s.context.trace_id == trace_id]
+            assert all(_attrs(s).get(attr.TRACE_ID) == correlation for s in in_trace)
+            names = {s.name for s in in_trace}
+            if any(
+                e["type"] == "audit_login_success" and e["trace_id"] == correlation
+                for e in flow.audit
+            ):
+                complete += 1
+                assert {
+                    spans.CALLBACK,
+                    spans.CALLBACK_VALIDATE,
+                    spans.TOKEN_EXCHANGE,
+                    spans.TOKEN_EXCHANGE_HTTP,
+                    spans.TOKEN_VERIFY,
+                    spans.USERINFO,
+                    spans.USERINFO_HTTP,
+                } <= names, (flow.name, names)
+            # OTel log records emitted inside the login's spans sit in its trace.
+            for record in flow.logs:
+                attributes = dict(record.attributes or {})
+                if attributes.get(attr.TRACE_ID) == correlation and record.trace_id:
+                    assert record.trace_id == trace_id, record.event_name
+    assert complete >= 9
+
+
+def test_form_post_span_carries_the_login_correlation_id(run):
+    # The catalog: once the state of the form_post POST has been opened, the span
+    # carries the login's correlation id, which joins it to the login's trace.
+    flow = run.flows["module.form_post"]
+    (correlation,) = flow.logins
+    accepted = min(flow.named(spans.FORM_POST), key=lambda s: s.start_time or 0)
+    assert _attrs(accepted).get(attr.TRACE_ID) == correlation
+
+
+def test_refused_form_post_span_is_an_error(run):
+    # The flow posts a JSON body to the callback route: refused with HTTP 415 and an
+    # audit_callback_validation_failed event, so its span must not report success.
+    flow = run.flows["module.form_post"]
+    refused = max(flow.named(spans.FORM_POST), key=lambda s: s.start_time or 0)
+    assert refused.status.status_code is StatusCode.ERROR
+    assert _attrs(refused).get(attr.ERROR_TYPE) == "CallbackQueryError"
+
+
+def test_refused_logout_span_is_an_error(run):
+    # A logout without a valid CSRF token is refused (HTTP 403, an ``error`` event
+    # with reason csrf_rejected): its span must not report success.
+    flow = run.flows["module.logout_csrf"]
+    assert [e["reason"] for e in flow.audit if e["type"] == "error"] == ["csrf_rejected"]
+    (refused,) = flow.named(spans.LOGOUT)
+    assert refused.status.status_code is StatusCode.ERROR
+    assert _attrs(refused).get(attr.ERROR_TYPE)
+
+
+# -- attributes ----------------------------------------------------------------------
+
+
+def test_module_init_records_the_session_options(run):
+    flow = run.flows["module.sweep"]
+    (init,) = flow.named(spans.MODULE_INIT)
+    attributes = _attrs(init)
+    assert attributes["oauth.revoke_on_session_end"] is True
+    assert attributes[attr.DASH_MODULE_ID] == "dash_oauth_otel"
+    # Configured with reauth_after_seconds=3600: the catalog records it.
+    assert attributes.get("oauth.reauth_after_seconds") == 3600
+
+
+def test_session_end_revoke_names_the_ended_session(run):
+    for name in ("module.sweep", "module.login_logout"):
+        flow = run.flows[name]
+        (ended,) = [e for e in flow.audit if e["type"] == "audit_session_ended"]
+        (end,) = flow.named(spans.SESSION_END_REVOKE)
+        assert _attrs(end).get(attr.DASH_SESSION_ID_DIGEST) == ended["session_id_digest"], name
+
+
+def test_attribute_keys_are_catalogued(run):
+    known = ATTRIBUTE_KEYS | _vignette_keys()
+    unknown = {k for s in run.spans() for k in _attrs(s)} - known
+    assert unknown == set()
+
+
+def test_no_key_has_a_variant_spelling(run):
+    by_normal: dict[str, set[str]] = {}
+    for found in run.spans():
+        keys = list(_attrs(found))
+        normal = [_normal(k) for k in keys]
+        assert len(set(normal)) == len(normal), (found.name, keys)
+        for key in keys:
+            by_normal.setdefault(_normal(key), set()).add(key)
+    for record in run.logs():
+        for key in dict(record.attributes or {}):
+            by_normal.setdefault(_normal(key), set()).add(key)
+    assert {n: k for n, k in by_normal.items() if len(k) > 1} == {}
+
+
+def test_http_client_spans_use_the_semantic_conventions(run):
+    for name in HTTP_SPANS - WORKER_SPANS:
+        found = run.spans(name)
+        assert found, name
+        for http in found:
+            attributes = _attrs(http)
+            assert http.kind is SpanKind.CLIENT
+            assert attributes[attr.HTTP_REQUEST_METHOD] in ("GET", "POST")
+            assert attributes[attr.SERVER_ADDRESS] == "127.0.0.1"
+            assert isinstance(attributes[attr.SERVER_PORT], int)
+            url = attributes[attr.URL_FULL]
+            assert "?" not in url and "#" not in url and "@" not in url
+            status = attributes.get(attr.HTTP_RESPONSE_STATUS_CODE)
+            assert status is None or isinstance(status, int)
+
+
+# -- status and errors ----------------------------------------------------------------
+
+
+def test_errors_follow_the_conventions(run):
+    failed = [s for s in run.spans() if s.status.status_code is StatusCode.ERROR]
+    assert {s.name for s in failed} >= {
+        spans.CALLBACK,
+        spans.CALLBACK_VALIDATE,
+        spans.TOKEN_EXCHANGE,
+        spans.TOKEN_EXCHANGE_HTTP,
+        spans.TOKEN_VERIFY,
+        spans.USERINFO,
+        spans.USERINFO_HTTP,
+        spans.TOKEN_REVOKE_HTTP,
+        spans.REFRESH,
+    }
+    for found in failed:
+        attributes = _attrs(found)
+        error_type = attributes.get(attr.ERROR_TYPE)
+        assert error_type, found.name
+        status = attributes.get(attr.HTTP_RESPONSE_STATUS_CODE)
+        if found.name in HTTP_SPANS and status is not None and status >= 400:
+            assert error_type == str(status)
+            assert found.status.description == f"HTTP {status}"
+            assert found.events == ()
+            continue
+        (event,) = found.events
+        assert event.name == "exception"
+        details = dict(event.attributes or {})
+        assert set(details) <= EXCEPTION_EVENT_KEYS, found.name
+        assert details["exception.type"] == error_type
+    for found in run.spans():
+        if found.status.status_code is StatusCode.OK:
+            assert attr.ERROR_TYPE not in _attrs(found), found.name
+            assert found.events == (), found.name
+        else:
+            assert found.status.status_code is StatusCode.ERROR, found.name
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def test_no_secret_is_exported(run):
+    metric_text = repr([m.points for m in run.metrics.values()])
+    for flow in run.flows.values():
+        kinds = {label.split("#")[0] for label in flow.secrets}
+        # The scan is only as good as what the flow collected.
+        expected = {"code", "state", "inner_state", "pkce_verifier", "nonce", "client_secret"}
+        if flow.name.startswith("core."):
+            expected |= {"browser_token", "access_token", "refresh_token", "id_token"}
+        else:
+            expected |= {"binding_cookie"}
+        if flow.name.startswith("module.") and flow.name != "module.login_failure":
+            expected |= {"session_cookie", "csrf_token", "access_token", "refresh_token"}
+        assert expected <= kinds, (flow.name, expected - kinds)
+        for label, value in flow.secrets.items():
+            assert value not in flow.text, f"{flow.name}: {label} exported"
+            assert value not in metric_text, f"{flow.name}: {label} in a metric"
+        assert not JWT.search(flow.text), flow.name
+
+
+def test_audit_log_lines_are_the_events(run):
+    for flow in run.flows.values():
+        assert len(flow.log_lines) == len(flow.audit), flow.name
+        for event, (_, line) in zip(flow.audit, flow.log_lines, strict=True):
+            assert json.loads(line) == json.loads(json.dumps(event, default=str)), event["type"]
+
+
+# -- switches ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def environment_switches(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in ("TRACING", "LOGS", "METRICS"):
+        monkeypatch.delenv(f"DASH_OAUTH_OTEL_{name}", raising=False)
+    switches.configure()
+    yield monkeypatch
+    switches.configure()
+
+
+def _login_over_http(idp: TestProvider) -> None:
+    with serve_app(idp) as running, running.http() as http:
+        first = http.get("/oauth/login?next=/")
+        landed = login(first.headers["location"], http_client=http).deliver(http)
+        assert landed.status_code == 303, landed.text
+        assert http.get("/oauth/status").json()["authenticated"] is True
+
+
+def _login_outcomes(telemetry: Any) -> float:
+    return sum(p.value for p in telemetry.metric_points(LOGIN_OUTCOMES))
+
+
+def test_tracing_switched_off_emits_no_span(idp, telemetry, environment_switches):
+    environment_switches.setenv("DASH_OAUTH_OTEL_TRACING", "0")
+    _login_over_http(idp)
+    assert telemetry.spans() == []
+    assert "audit_login_success" in telemetry.event_types()
+    assert telemetry.log_records()
+
+
+def test_tracing_switched_off_by_configure(idp, telemetry, environment_switches):
+    switches.configure(tracing=False)
+    provider = _provider(idp)
+    try:
+        client = _client(provider)
+        browser = secrets.token_urlsafe(32)
+        request = prepare_call(client, browser)
+        token = handle_callback(client, login(request.url).params, browser)
+        refresh_token(client, token)
+        revoke_token(client, token, "refresh")
+    finally:
+        switches.configure()
+        provider.close()
+    assert telemetry.spans() == []
+    assert "audit_token_revocation" in telemetry.event_types()
+
+
+def test_logs_switched_off_emit_no_log_record(idp, telemetry, environment_switches):
+    environment_switches.setenv("DASH_OAUTH_OTEL_LOGS", "off")
+    _login_over_http(idp)
+    assert telemetry.log_records() == []
+    assert "audit_login_success" in telemetry.event_types()
+    assert telemetry.spans(spans.CALLBACK)
+
+
+def test_metrics_switched_off_record_nothing(idp, telemetry, environment_switches):
+    before = _login_outcomes(telemetry)
+    environment_switches.setenv("DASH_OAUTH_OTEL_METRICS", "false")
+    _login_over_http(idp)
+    assert _login_outcomes(telemetry) == before
+    environment_switches.delenv("DASH_OAUTH_OTEL_METRICS")
+    _login_over_http(idp)
+    assert _login_outcomes(telemetry) == before + 1
+
+
+# -- without the SDK -----------------------------------------------------------------------
+
+_WITHOUT_SDK = r"""
+import importlib.abc
+import json
+import os
+import secrets
+import sys
+
+
+class NoSDK(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry.sdk" or name.startswith("opentelemetry.sdk."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoSDK())
+
+from opentelemetry import trace
+
+from dash_oauth_otel import MemoryStore, OAuthClient, handle_callback, oidc_discover
+from dash_oauth_otel import prepare_call, refresh_token, revoke_token
+from examples.basic_app import create_app
+from tests.idp.harness import login
+
+issuer = os.environ["ISSUER"]
+provider = oidc_discover(issuer, name="test-idp", allow_insecure_loopback=True)
+core = OAuthClient(
+    provider=provider, client_id="conf-basic", client_secret="conf-basic-secret",
+    redirect_uri="http://127.0.0.1:9/cb", scopes=("profile",), state_key="k" * 40,
+    state_store=MemoryStore(), use_par=False,
+)
+browser = secrets.token_urlsafe(32)
+token = handle_callback(core, login(prepare_call(core, browser).url).params, browser)
+fresh = refresh_token(core, token)
+revoked = revoke_token(core, fresh, "refresh").revoked
+
+origin = os.environ["APP_ORIGIN"]
+client = OAuthClient(
+    provider=provider, client_id=os.environ["APP_CLIENT_ID"],
+    client_secret=os.environ["APP_CLIENT_SECRET"], redirect_uri=origin + "/oauth/callback",
+    scopes=("profile",), state_key="k" * 40, state_store=MemoryStore(),
+)
+app = create_app(client)
+web = app.server.test_client()
+first = web.get("/oauth/login?next=/", base_url=origin)
+result = login(first.headers["Location"])
+back = result.callback_url[len(origin):]
+landed = web.get(back, base_url=origin)
+status = web.get("/oauth/status", base_url=origin).get_json()
+print(json.dumps({
+    "core_sub": token.subject,
+    "revoked": revoked,
+    "landed": landed.status_code,
+    "authenticated": status["authenticated"],
+    "sdk_modules": sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk")),
+    "tracer_provider": type(trace.get_tracer_provider()).__name__,
+}))
+"""
+
+
+def test_login_works_without_the_sdk(idp):
+    origin = "http://127.0.0.1:8050"
+    registered = idp.register_client([f"{origin}/oauth/callback"])
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "DASH_OAUTH_OTEL_", "PYTHONPATH"))
+    }
+    env.update(
+        PYTHONPATH=str(ROOT),
+        ISSUER=idp.issuer,
+        APP_ORIGIN=origin,
+        APP_CLIENT_ID=registered.client_id,
+        APP_CLIENT_SECRET=registered.client_secret or "",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_SDK],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {
+        "core_sub": "alice",
+        "revoked": True,
+        "landed": 303,
+        "authenticated": True,
+        "sdk_modules": [],
+        "tracer_provider": "ProxyTracerProvider",
+    }

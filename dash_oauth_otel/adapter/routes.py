@@ -160,6 +160,13 @@ def login(module: DashOAuth) -> Response:
         assert binding is not None  # noqa: S101 - checked above
         module.cookies.reissue_binding(response, binding)
     except InputError:
+        if binding is not None:
+            audit.emit(
+                audit.AUDIT_INVALID_BROWSER_TOKEN,
+                **module.client.audit_fields(),
+                reason="malformed_replaced",
+                length=len(binding),
+            )
         binding = module.cookies.issue_binding(response)
     try:
         request_info = prepare_call(

@@ -21,6 +21,7 @@ from dash_oauth_otel.errors import UserinfoError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
+from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.redact import digest
 
 __all__ = ["fetch_userinfo", "get_userinfo"]
@@ -110,4 +111,5 @@ def fetch_userinfo(
 def get_userinfo(client: OAuthClient, token: OAuthToken) -> dict[str, Any]:
     """Fetch userinfo for ``token``; its ``sub`` must match the token's subject."""
     expected = token.id_token_claims.get("sub") if token.id_token_claims else None
-    return fetch_userinfo(client, token.access_token, expected_sub=expected)
+    with trace_id_scope():
+        return fetch_userinfo(client, token.access_token, expected_sub=expected)

@@ -96,6 +96,13 @@ HTTP_ERROR: Final = "http_error"
 TRANSPORT_ERROR: Final = "transport_error"
 
 _ERROR_EVENTS = frozenset({ERROR, HTTP_ERROR, TRANSPORT_ERROR, AUDIT_TOKEN_EXCHANGE_ERROR})
+_WARN_EVENTS = frozenset(
+    {
+        AUDIT_INVALID_BROWSER_TOKEN,
+        AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION,
+        AUDIT_STALE_RESULT_REVOKED,
+    }
+)
 
 # Keys of fields translated to catalog attribute names in OTel log records.
 _OTEL_KEYS: Mapping[str, str] = {
@@ -131,6 +138,8 @@ def _severity(event_type: str, fields: Mapping[str, Any]) -> tuple[SeverityNumbe
     if event_type in _ERROR_EVENTS:
         return SeverityNumber.ERROR, logging.ERROR
     if event_type.endswith(("_failed", "_failure", "_rejected", "_mismatch", "_missing")):
+        return SeverityNumber.WARN, logging.WARNING
+    if event_type in _WARN_EVENTS:
         return SeverityNumber.WARN, logging.WARNING
     status = fields.get("status")
     if isinstance(status, str) and status != "ok":

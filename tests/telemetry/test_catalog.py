@@ -443,6 +443,8 @@ def _logins_of(notes: Notes) -> None:
 def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
     with rec.flow("module.login_logout") as notes:
         with serve_app(idp) as running, running.http() as http:
+            # A malformed binding cookie is replaced (audit_invalid_browser_token).
+            http.cookies.set("dash_oauth_binding", "tooshort", domain="127.0.0.1", path="/")
             landed = _module_login(notes, running, http)
             assert landed.status_code == 303, landed.text
             _note_session(notes, running, http)

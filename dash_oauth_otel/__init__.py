@@ -47,6 +47,7 @@ from dash_oauth_otel.errors import StoreError as StoreError
 from dash_oauth_otel.errors import TokenEndpointError as TokenEndpointError
 from dash_oauth_otel.errors import TransportError as TransportError
 from dash_oauth_otel.errors import UserinfoError as UserinfoError
+from dash_oauth_otel.errors import WorkerTimeoutError as WorkerTimeoutError
 from dash_oauth_otel.stores import DiskcacheStore as DiskcacheStore
 from dash_oauth_otel.stores import MemoryStore as MemoryStore
 from dash_oauth_otel.stores import RedisStore as RedisStore
@@ -81,6 +82,7 @@ __all__ = [
     "TokenEndpointError",
     "TransportError",
     "UserinfoError",
+    "WorkerTimeoutError",
     "__version__",
     "auth0",
     "complete_callback",

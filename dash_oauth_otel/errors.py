@@ -18,6 +18,7 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── UserinfoError          the userinfo response failed validation
     ├── HTTPError              another endpoint answered with a non-success status
     ├── TransportError         the call did not complete (timeout, redirect, size)
+    │   └── WorkerTimeoutError a worker did not answer in time
     ├── PermissionDeniedError  the user is not in a group allowed to do this
     └── StoreError             the state or session store failed
 
@@ -48,6 +49,7 @@ __all__ = [
     "TokenEndpointError",
     "TransportError",
     "UserinfoError",
+    "WorkerTimeoutError",
 ]
 
 
@@ -218,6 +220,12 @@ class TransportError(DashOAuthError):
     """An outbound call did not complete: connection, timeout, redirect or size cap."""
 
     error = "transport_error"
+
+
+class WorkerTimeoutError(TransportError):
+    """A worker did not answer within the configured timeout."""
+
+    error = "worker_timeout"
 
 
 class StoreError(DashOAuthError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dash_oauth_otel.adapter.background import background_trace as background_trace
 from dash_oauth_otel.adapter.environment import client_from_env as client_from_env
 from dash_oauth_otel.adapter.environment import module_from_env as module_from_env
 from dash_oauth_otel.adapter.module import DashOAuth as DashOAuth
@@ -20,6 +21,7 @@ __all__ = [
     "PermissionDeniedError",
     "User",
     "auth",
+    "background_trace",
     "client_from_env",
     "current_user",
     "module_from_env",

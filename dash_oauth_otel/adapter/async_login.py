@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import threading
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -38,6 +37,7 @@ from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import StateError
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.workers.backends import PendingTask
+from dash_oauth_otel.workers.context import start_in_context
 from dash_oauth_otel.workers.dispatch import rebuild_error
 from dash_oauth_otel.workers.tasks import error_json
 
@@ -115,12 +115,7 @@ def start(module: DashOAuth, params: Any, binding: str | None) -> Response:
             "started": time.time(),
         }
         _write(module, handle, record)
-        threading.Thread(
-            target=_wait,
-            args=(module, handle, record, pending),
-            name="dash-oauth-login",
-            daemon=True,
-        ).start()
+        start_in_context(_wait, module, handle, record, pending, name="login")
         return handle
 
     try:
@@ -138,7 +133,14 @@ def _wait(module: DashOAuth, handle: str, record: dict[str, Any], pending: Pendi
     dispatcher = module.dispatcher
     assert dispatcher is not None  # noqa: S101
     try:
-        result = dispatcher.outcome(module.client, "exchange", pending)
+        result = dispatcher.outcome(
+            module.client,
+            "exchange",
+            pending,
+            on_late=lambda late: _discard(
+                module, OAuthToken.from_dict(late["token"]), "worker_timeout"
+            ),
+        )
         token = OAuthToken.from_dict(result["token"])
     except DashOAuthError as exc:
         exc.trace_id = exc.trace_id or record.get("trace_id")

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from dataclasses import replace
+from typing import Any
 
 from dash_oauth_otel.adapter.options import ModuleOptions
 from dash_oauth_otel.adapter.sessions import SessionManager
@@ -28,6 +29,7 @@ from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.metrics import instruments
+from dash_oauth_otel.workers.context import start_in_context
 from dash_oauth_otel.workers.dispatch import Dispatcher
 
 __all__ = ["Lifecycle", "Outcome"]
@@ -115,9 +117,7 @@ class Lifecycle:
         if time.time() < record.next_refresh_at or not record.token.refresh_token:
             return Outcome(record)
         if self.dispatcher is not None and wait and not record.token.is_expired():
-            threading.Thread(
-                target=self._refresh_quietly, args=(record,), name="dash-oauth-refresh", daemon=True
-            ).start()
+            start_in_context(self._refresh_quietly, record, name="refresh")
             return Outcome(record)
         flight = f"refresh-flight:{record.sid_digest}"
         hold = (self.dispatcher.timeout if self.dispatcher else 10.0) + 30.0
@@ -144,8 +144,20 @@ class Lifecycle:
     def _refresh_token(self, token: OAuthToken) -> OAuthToken:
         if self.dispatcher is None:
             return refresh_token(self.client, token)
-        result = self.dispatcher.run(self.client, "refresh", {"token": token.to_dict()})
+        result = self.dispatcher.run(
+            self.client, "refresh", {"token": token.to_dict()}, on_late=self._discard_late_refresh
+        )
         return OAuthToken.from_dict(result["token"])
+
+    def _discard_late_refresh(self, result: dict[str, Any]) -> None:
+        """A refresh that finished after its timeout: nobody will use these tokens."""
+        audit.emit(
+            audit.AUDIT_STALE_RESULT_REVOKED,
+            **self.client.audit_fields(),
+            operation="refresh",
+            reason="worker_timeout",
+        )
+        self.revoke(OAuthToken.from_dict(result["token"]), "stale_result")
 
     def _apply_refresh(self, source: SessionRecord, token: OAuthToken) -> Outcome:
         """Install ``token`` unless the session moved on; a late result is revoked."""
@@ -256,13 +268,7 @@ class Lifecycle:
         return True
 
     def _revoke_async(self, token: OAuthToken, reason: str, sid_digest: str | None = None) -> None:
-        thread = threading.Thread(
-            target=self._revoke_quietly,
-            args=(token, reason, sid_digest),
-            name="dash-oauth-revoke",
-            daemon=True,
-        )
-        thread.start()
+        start_in_context(self._revoke_quietly, token, reason, sid_digest, name="revoke")
 
     def _revoke_quietly(self, token: OAuthToken, reason: str, sid_digest: str | None) -> None:
         try:

@@ -10,13 +10,13 @@ audit events, all sealed with the client's secret.
 
 from __future__ import annotations
 
+from dash_oauth_otel.errors import WorkerTimeoutError as WorkerTimeoutError
 from dash_oauth_otel.workers.backends import CeleryBackend as CeleryBackend
 from dash_oauth_otel.workers.backends import PendingTask as PendingTask
 from dash_oauth_otel.workers.backends import ProcessPoolBackend as ProcessPoolBackend
 from dash_oauth_otel.workers.backends import WorkerBackend as WorkerBackend
 from dash_oauth_otel.workers.context import TaskContext as TaskContext
 from dash_oauth_otel.workers.dispatch import Dispatcher as Dispatcher
-from dash_oauth_otel.workers.dispatch import WorkerTimeoutError as WorkerTimeoutError
 from dash_oauth_otel.workers.tasks import run_task as run_task
 
 __all__ = [

@@ -15,6 +15,7 @@ again whenever the replayed ``OTEL_*`` environment changes.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
 import threading
@@ -40,7 +41,14 @@ from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.redact import get_digest_key
 from dash_oauth_otel.telemetry.redact import set_digest_key
 
-__all__ = ["ALWAYS_CAPTURED", "TaskContext", "capture", "load_object", "replay"]
+__all__ = [
+    "ALWAYS_CAPTURED",
+    "TaskContext",
+    "capture",
+    "load_object",
+    "replay",
+    "start_in_context",
+]
 
 ALWAYS_CAPTURED = (
     "OTEL_SERVICE_NAME",
@@ -190,3 +198,17 @@ def replay(
         otel_context.detach(token)
         set_audit_hook(None)
         set_context_attributes(None)
+
+
+def start_in_context(target: Callable[..., object], *args: object, name: str) -> threading.Thread:
+    """Run ``target`` in a daemon thread that carries the caller's context.
+
+    The trace context, the correlation id and the ``dash.*`` metadata follow the
+    work into the thread, so its spans stay in the caller's trace.
+    """
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(target, *args), name=f"dash-oauth-{name}", daemon=True
+    )
+    thread.start()
+    return thread

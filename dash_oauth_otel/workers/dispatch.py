@@ -11,6 +11,7 @@ handed to the main process's audit hook.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +19,15 @@ from dash_oauth_otel import errors
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import TransportError
+from dash_oauth_otel.errors import WorkerTimeoutError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.audit import deliver_to_hook
 from dash_oauth_otel.workers.backends import PendingTask
 from dash_oauth_otel.workers.backends import WorkerBackend
 from dash_oauth_otel.workers.context import capture
+from dash_oauth_otel.workers.context import start_in_context
+from dash_oauth_otel.workers.tasks import WORKER_SPANS
 from dash_oauth_otel.workers.tasks import task_sealer
 
 __all__ = ["PARENT_SPANS", "Dispatcher", "WorkerTimeoutError", "rebuild_error"]
@@ -35,12 +39,6 @@ PARENT_SPANS = {
     "revoke": spans.TOKEN_REVOKE,
     "introspect": spans.TOKEN_INTROSPECT,
 }
-
-
-class WorkerTimeoutError(TransportError):
-    """A worker did not answer within the dispatcher's timeout."""
-
-    error = "worker_timeout"
 
 
 @dataclass
@@ -70,15 +68,22 @@ class Dispatcher:
         operation: str,
         pending: PendingTask,
         timeout: float | None = None,
+        on_late: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Wait for a task and return its result, raising the worker's typed error."""
+        """Wait for a task and return its result, raising the worker's typed error.
+
+        :param on_late: Called (in a background thread) with the result of a task
+            that finishes after the timeout, so that tokens nobody will use can
+            be revoked.
+        """
         try:
             sealed = pending.result(timeout=self.timeout if timeout is None else timeout)
         except TimeoutError:
-            pending.cancel()
+            if not pending.cancel() and on_late is not None:
+                start_in_context(self._reap, client, operation, pending, on_late, name="reaper")
             raise WorkerTimeoutError(
                 f"The {operation} worker did not answer within {self.timeout:g} s.",
-                phase=f"{operation}.worker",
+                phase=WORKER_SPANS[operation].removeprefix("dash_oauth_otel."),
                 reason="worker_timeout",
             ) from None
         except DashOAuthError:
@@ -86,7 +91,7 @@ class Dispatcher:
         except Exception as exc:
             raise TransportError(
                 f"The {operation} worker failed ({type(exc).__name__}).",
-                phase=f"{operation}.worker",
+                phase=WORKER_SPANS[operation].removeprefix("dash_oauth_otel."),
                 reason="worker_failed",
             ) from exc
         data = task_sealer(client).unseal(sealed, max_chars=1 << 22)
@@ -97,7 +102,29 @@ class Dispatcher:
         result: dict[str, Any] = data["result"]
         return result
 
-    def run(self, client: OAuthClient, operation: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _reap(
+        self,
+        client: OAuthClient,
+        operation: str,
+        pending: PendingTask,
+        on_late: Callable[[dict[str, Any]], None],
+    ) -> None:
+        try:
+            result = self.outcome(client, operation, pending, timeout=self.timeout * 10)
+        except DashOAuthError:
+            return  # failed late, or never answered: nothing was issued to revoke
+        try:
+            on_late(result)
+        except Exception:
+            _log.warning("could not discard a late %s result", operation, exc_info=True)
+
+    def run(
+        self,
+        client: OAuthClient,
+        operation: str,
+        inputs: dict[str, Any],
+        on_late: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Run one operation in a worker under its main-process parent span; wait for it."""
         attributes: dict[str, str | bool] = {
             **client.telemetry_attributes(),
@@ -107,7 +134,8 @@ class Dispatcher:
         if "which" in inputs:
             attributes[attr.OAUTH_TOKEN_WHICH] = inputs["which"]
         with spans.span(PARENT_SPANS[operation], attributes):
-            return self.outcome(client, operation, self.submit(client, operation, inputs))
+            pending = self.submit(client, operation, inputs)
+            return self.outcome(client, operation, pending, on_late=on_late)
 
 
 def rebuild_error(data: dict[str, Any]) -> DashOAuthError:

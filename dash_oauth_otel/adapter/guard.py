@@ -58,6 +58,8 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
             funcs.append(guard)
 
     flask.request_started.connect(keep_guard_last, server, weak=False)
+    # The request's dash.* metadata must not outlive it on a reused thread.
+    server.teardown_request(lambda _exc: set_context_attributes(None))
 
 
 def _relative(module: DashOAuth, path: str) -> str | None:

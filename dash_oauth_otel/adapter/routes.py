@@ -277,7 +277,8 @@ def establish_session(module: DashOAuth, token: Any, app_data: Mapping[str, str]
     target = same_origin_path(app_data.get("next"), default=module.home)
     response = _redirect(target, 303)
     module.cookies.set_session(response, record.sid)
-    module.cookies.clear_binding(response)
+    # The binding cookie stays until it expires: another tab of this browser may
+    # still be finishing its own login with it.  Logout clears it.
     return response
 
 

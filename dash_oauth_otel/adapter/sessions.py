@@ -145,7 +145,7 @@ class SessionManager:
             return None
         try:
             record = SessionRecord.from_json(self._sealer.unseal(raw.decode("ascii", "replace")))
-        except (StateError, KeyError, TypeError, ValueError):
+        except (StateError, KeyError, TypeError, ValueError, OverflowError):
             return None
         if sid is not None and not secrets.compare_digest(record.sid, sid):
             return None

@@ -22,6 +22,8 @@ from dash_oauth_otel.adapter.module import get_module
 from dash_oauth_otel.adapter.sessions import SessionRecord
 from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.errors import PermissionDeniedError
+from dash_oauth_otel.telemetry import audit
+from dash_oauth_otel.telemetry.redact import digest
 
 __all__ = ["AuthState", "User", "auth", "current_user", "require_groups"]
 
@@ -142,6 +144,18 @@ def require_groups(groups: Sequence[str]) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if user is None or not user.in_groups(*allowed):
+                module = get_module() if flask.has_app_context() else None
+                record = _record()
+                audit.emit(
+                    audit.ERROR,
+                    **(module.client.audit_fields() if module is not None else {}),
+                    phase="authorization",
+                    reason="group_required",
+                    required_groups=list(allowed),
+                    sub_digest=digest(user.sub) if user is not None else None,
+                    session_id_digest=record.sid_digest if record is not None else None,
+                    message="A callback was refused: the user is not in a required group.",
+                )
                 raise PermissionDeniedError(
                     "You are not in a group allowed to do this.", reason="group_required"
                 )

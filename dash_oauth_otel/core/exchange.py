@@ -8,8 +8,10 @@ The code is sent once: an exchange is never retried, whatever the failure.
 from __future__ import annotations
 
 from dash_oauth_otel.core.client import OAuthClient
+from dash_oauth_otel.core.lifecycle import revoke_token
 from dash_oauth_otel.core.state import OneTimeValues
 from dash_oauth_otel.core.token import OAuthToken
+from dash_oauth_otel.core.token_endpoint import TokenResponse
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import parse_token_response
 from dash_oauth_otel.core.token_endpoint import raise_for_error
@@ -88,6 +90,18 @@ def exchange_code(
             received_refresh_token=parsed.refresh_token is not None,
             expires_in_present=parsed.expires_in_present,
         )
-    return verify_token_response(
-        client, parsed, phase="callback.verify", nonce=values.nonce, max_age=max_age
-    )
+    try:
+        return verify_token_response(
+            client, parsed, phase="callback.verify", nonce=values.nonce, max_age=max_age
+        )
+    except DashOAuthError:
+        # The provider issued tokens this login will never use: revoke them.
+        _discard_unverified(client, parsed)
+        raise
+
+
+def _discard_unverified(client: OAuthClient, parsed: TokenResponse) -> None:
+    token = OAuthToken(access_token=parsed.access_token, refresh_token=parsed.refresh_token)
+    if parsed.refresh_token:
+        revoke_token(client, token, "refresh")
+    revoke_token(client, token, "access")

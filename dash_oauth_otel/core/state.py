@@ -105,7 +105,11 @@ class StatePayload:
             or not _str_map(app)
         ):
             raise StateError("The state payload is malformed.", reason="payload_shape")
-        return cls(state, cid, ru, tuple(scopes), pf, cf, float(iat), tid, ma, otel, app)
+        try:
+            issued_at = float(iat)
+        except OverflowError:
+            raise StateError("The state payload is malformed.", reason="payload_shape") from None
+        return cls(state, cid, ru, tuple(scopes), pf, cf, issued_at, tid, ma, otel, app)
 
 
 def _str_map(value: object) -> bool:

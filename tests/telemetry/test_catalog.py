@@ -106,7 +106,7 @@ PARENTS: dict[str, set[str | None]] = {
     spans.REFRESH: {None},
     spans.LOGOUT: {None},
     spans.SESSION_END_REVOKE: {spans.LOGOUT, None},
-    spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, None},
+    spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, spans.CALLBACK, None},
     spans.TOKEN_REVOKE_HTTP: {spans.TOKEN_REVOKE},
     spans.TOKEN_INTROSPECT: {None},
     spans.TOKEN_INTROSPECT_HTTP: {spans.TOKEN_INTROSPECT},

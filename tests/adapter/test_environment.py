@@ -46,6 +46,7 @@ def test_explicit_arguments_win(idp):
 def test_redis_url_selects_redis(idp):
     client = client_from_env(env=_env(idp, DASH_OAUTH_REDIS_URL="redis://127.0.0.1:6379/0"))
     assert type(client.state_store).__name__ == "RedisStore"
+    client.state_store.close()
     client.provider.close()
 
 

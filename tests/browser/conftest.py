@@ -41,16 +41,6 @@ from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
 from tests.idp.harness import TestProvider
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 SESSION_COOKIE = "dash_oauth_session"
 BINDING_COOKIE = "dash_oauth_binding"

@@ -37,16 +37,6 @@ SCREENSHOT = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else ROOT / "artifacts" / "trace-page.png"
 )
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN_TTL = 6  # seconds: short, so a refresh happens while the test looks
 STARTUP_TIMEOUT = 60.0
 TIMEOUT_MS = 20_000

@@ -1,29 +1,6 @@
-"""Fixtures of the attack suite: every test's output is scanned for the secrets it learned."""
+"""Fixtures of the attack suite (see ``tests/security/exposure_plugin.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from collections.abc import Iterator
-
-import pytest
-
-from tests.security.support import Exposure
-from tests.security.support import exposure_for
-
-
-@pytest.fixture
-def exposure(request, telemetry, caplog: pytest.LogCaptureFixture) -> Iterator[Exposure]:
-    """Browsers that record the app's output; the secret scan runs when the test has passed."""
-    with exposure_for(request, telemetry, caplog) as found:
-        yield found
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Keep the call-phase report on the item, for the scan in ``exposure``."""
-    report = yield
-    if report.when == "call":
-        item.report_call = report  # type: ignore[attr-defined]
-    return report
+from tests.security.exposure_plugin import exposure as exposure
+from tests.security.exposure_plugin import pytest_runtest_makereport as pytest_runtest_makereport

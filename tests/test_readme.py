@@ -28,3 +28,29 @@ def test_blocks_parse_and_import_public_names_only():
             if isinstance(node, ast.ImportFrom) and node.module in public:
                 for alias in node.names:
                     assert alias.name in public[node.module], (node.module, alias.name)
+
+
+def test_the_integration_block_runs(monkeypatch, tmp_path):
+    # The first block is the five-line integration; only discovery (a network
+    # call to the documented issuer) is replaced by the provider it would build.
+    import dash_oauth_otel.adapter.module as module_mod
+
+    def discovered(issuer: str, **_: object) -> dash_oauth_otel.OAuthProvider:
+        return dash_oauth_otel.OAuthProvider(
+            name="example",
+            issuer=issuer,
+            authorization_endpoint=f"{issuer}/protocol/openid-connect/auth",
+            token_endpoint=f"{issuer}/protocol/openid-connect/token",
+            jwks_uri=f"{issuer}/protocol/openid-connect/certs",
+        )
+
+    monkeypatch.setattr(dash_oauth_otel, "oidc_discover", discovered)
+    monkeypatch.setattr(
+        module_mod, "DiskcacheStore", lambda: dash_oauth_otel.DiskcacheStore(str(tmp_path / "s"))
+    )
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(BLOCKS[0], "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+    auth = namespace["auth"]
+    assert isinstance(auth, dash_oauth_otel.adapter.DashOAuth)
+    rules = {rule.rule for rule in namespace["app"].server.url_map.iter_rules()}
+    assert {"/oauth/login", "/oauth/callback", "/oauth/logout"} <= rules

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ __all__ = ["SESSION_PREFIX", "SessionManager", "SessionRecord"]
 
 SESSION_PREFIX = "session:"
 _GRACE = 3600.0  # records outlive their logical end so the sweeper can still revoke
+_DECODED_CACHE_SIZE = 256  # records kept decoded per process, keyed by their sealed bytes
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,14 @@ class SessionManager:
 
     def __post_init__(self) -> None:
         self._sealer = Sealer(self.secret, "session")
+        # Sealed bytes -> decoded record.  A value is sealed once under a fresh
+        # nonce and authenticated when first decoded, so the same bytes always
+        # decode to the same record: the requests between two writes of a
+        # session (a touch, a refresh) skip AES-GCM, JSON parsing and rebuilding.
+        # The store is still read on every request, so an ended session is seen
+        # at once by every process.
+        self._decoded: OrderedDict[bytes, SessionRecord] = OrderedDict()
+        self._decoded_lock = threading.Lock()
 
     def _ttl(self, record: SessionRecord) -> float:
         remaining = record.created_at + self.max_lifetime - self.clock()
@@ -138,7 +149,23 @@ class SessionManager:
         if not sid or len(sid) > 128:
             return None
         raw = self.store.get(_key(sid))
-        return self._decode(raw, sid)
+        if raw is None:
+            return None
+        with self._decoded_lock:
+            record = self._decoded.get(raw)
+            if record is not None:
+                self._decoded.move_to_end(raw)
+        if record is None:
+            record = self._decode(raw, None)
+            if record is None:
+                return None
+            with self._decoded_lock:
+                self._decoded[raw] = record
+                if len(self._decoded) > _DECODED_CACHE_SIZE:
+                    self._decoded.popitem(last=False)
+        if not secrets.compare_digest(record.sid, sid):
+            return None
+        return record
 
     def _decode(self, raw: bytes | None, sid: str | None) -> SessionRecord | None:
         if raw is None:

@@ -35,9 +35,12 @@ function init(args)
     wrk.headers["Cookie"] = cookies[1]
   else
     position = (thread_index * 7919) % #cookies
+    local headers = {}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
     request = function()
       position = position % #cookies + 1
-      return wrk.format(nil, nil, { ["Cookie"] = cookies[position] }, nil)
+      headers["Cookie"] = cookies[position]
+      return wrk.format(nil, nil, headers, nil)
     end
   end
 end

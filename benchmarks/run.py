@@ -644,6 +644,8 @@ def footprint(plan: Plan, provider: Any, work: Path, *, redis: bool) -> dict[str
             connections=8,
         )
         run.pop("raw")
+        if run["non_2xx"] or run["socket_errors"]:
+            raise RuntimeError(f"footprint: {run['non_2xx']} failed requests over the sessions")
         out["wrk_many_sessions"] = run
         out["rss_after"] = server.worker_memory()
         _check_callback(server, f"dash_oauth_session={sids[-1]}")
@@ -1139,8 +1141,18 @@ def write_markdown(results: dict[str, Any], out: Path) -> None:
             "includes the token and userinfo round trips). See profile-login.txt and "
             "profile-callback.txt.",
         ]
-    lines += ["", "Plots: guard.png, login.png, scale.png.", ""]
+    made = [n for n in ("guard.png", "login.png", "scale.png") if _will_plot(results, n)]
+    lines += ["", "Plots: " + ", ".join(made) + ".", ""]
     (out / "results.md").write_text("\n".join(lines))
+
+
+def _will_plot(results: dict[str, Any], name: str) -> bool:
+    gl = results.get("guard_login") or {}
+    if name == "guard.png":
+        return bool(gl.get("guard_runs"))
+    if name == "login.png":
+        return bool(gl.get("login_runs"))
+    return bool(results.get("scale"))
 
 
 LABELS = {

@@ -49,6 +49,11 @@ def _strip_cookies(context: Any, names: tuple[str, ...]) -> None:
 
 
 def _capture(context: Any) -> dict[str, Any] | None:
+    # Dash runs custom-data hooks for every callback; only a background one
+    # leaves the request (Dash marks it with the callback's ``background``
+    # spec).  An older Dash without the mark gets the data on every callback.
+    if not getattr(context, "ignore_register_page", True):
+        return None
     from dash_oauth_otel.adapter.layout import user_claims
     from dash_oauth_otel.adapter.module import get_module
 

@@ -63,7 +63,7 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
 
 
 def _relative(module: DashOAuth, path: str) -> str | None:
-    prefix = module.route_path("")[: -len("oauth/")]
+    prefix = module.routes_prefix
     if not path.startswith(prefix):
         return None
     return path[len(prefix) :]
@@ -98,16 +98,11 @@ def check(module: DashOAuth) -> Response | None:
     if relative.startswith("oauth/"):
         return None
     public = _is_public(module, relative)
+    # Sets the session digest into the context attributes when a session is found.
     outcome = module.lifecycle.resolve(module.cookies.session_id(request))
-    if outcome.record is not None:
-        set_context_attributes(
-            {
-                attr.DASH_MODULE_ID: module.module_id,
-                attr.DASH_SESSION_ID_DIGEST: outcome.record.sid_digest,
-            }
-        )
-    flask.g.dash_oauth_session = outcome.record
-    flask.g.dash_oauth_error = outcome.error
+    g = flask.g._get_current_object()  # one context lookup for both writes
+    g.dash_oauth_session = outcome.record
+    g.dash_oauth_error = outcome.error
     if outcome.record is not None or public:
         return None
     next_path = _next_path(module, request, relative)

@@ -8,6 +8,7 @@ guard, the routes and the sweeper agree.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -63,6 +64,7 @@ class Lifecycle:
 
     def __post_init__(self) -> None:
         self._sweeper: threading.Thread | None = None
+        self._sweeper_pid: int | None = None
         self._sweeper_lock = threading.Lock()
 
     # -- per request ---------------------------------------------------------
@@ -75,19 +77,21 @@ class Lifecycle:
         set_context_attributes(
             {attr.DASH_MODULE_ID: self.module_id, attr.DASH_SESSION_ID_DIGEST: record.sid_digest}
         )
+        now = time.time()
         reason = self.sessions.expired_reason(record)
         reauth = self.options.reauth_after_seconds
-        if reason is None and reauth is not None and time.time() - record.auth_time >= reauth:
+        if reason is None and reauth is not None and now - record.auth_time >= reauth:
             reason = "reauth_required"
         if reason is not None:
             self.end(record, reason)
             return Outcome(None, reason)
-        if self._needs_refresh(record.token):
+        if self._needs_refresh(record.token, now=now):
             refreshed = self.refresh(record)
             if refreshed.record is None:
                 return refreshed
             record = refreshed.record
-        if record.token.is_expired() and not record.stale:
+            now = time.time()
+        if record.token.is_expired(now=now) and not record.stale:
             if self.options.indefinite_session:
                 marked = self.sessions.update(
                     record, lambda current: replace(current, stale=True, error="token_expired")
@@ -98,14 +102,14 @@ class Lifecycle:
                 return Outcome(None, "token_expired")
         return Outcome(self.sessions.touch(record))
 
-    def _needs_refresh(self, token: OAuthToken) -> bool:
+    def _needs_refresh(self, token: OAuthToken, *, now: float | None = None) -> bool:
         # A token shorter-lived than twice the lead would be refreshed on every
         # request: the lead is capped at half the token's lifetime.
         lead = self.options.refresh_lead_seconds
         lifetime = token.lifetime
         if lifetime is not None:
             lead = min(lead, lifetime / 2)
-        return token.is_expired(leeway=lead)
+        return token.is_expired(leeway=lead, now=now)
 
     def refresh(self, record: SessionRecord, *, wait: bool = True) -> Outcome:
         """Refresh ``record``'s token, single-flight across processes.
@@ -315,15 +319,19 @@ class Lifecycle:
         return ended
 
     def start_sweeper(self) -> None:
-        """Start this process's sweeper thread (once)."""
+        """Start the sweeper thread of this process (a forked worker starts its own)."""
+        pid = os.getpid()
+        if self._sweeper_pid == pid:
+            return  # every request after the first
         with self._sweeper_lock:
-            if self._sweeper is not None and self._sweeper.is_alive():
+            if self._sweeper_pid == pid:
                 return
             thread = threading.Thread(
                 target=self._sweep_forever, name="dash-oauth-otel-sweeper", daemon=True
             )
             self._sweeper = thread
             thread.start()
+            self._sweeper_pid = pid
 
     def _sweep_forever(self) -> None:
         while True:

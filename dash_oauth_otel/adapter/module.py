@@ -206,6 +206,11 @@ class DashOAuth:
 
     # -- paths -------------------------------------------------------------------
 
+    @property
+    def routes_prefix(self) -> str:
+        """The Dash app's ``routes_pathname_prefix`` (where the guard starts to look)."""
+        return self._routes_prefix
+
     def route_path(self, name: str) -> str:
         """The Flask rule of a module route (``login``, ``callback``, ...)."""
         return f"{self._routes_prefix}oauth/{name}"

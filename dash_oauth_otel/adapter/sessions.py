@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 from dash_oauth_otel._types import Store
@@ -49,7 +50,7 @@ class SessionRecord:
     next_refresh_at: float = 0.0
     error: str | None = None
 
-    @property
+    @cached_property
     def sid_digest(self) -> str:
         """A digest of the session id (safe for logs and spans)."""
         return hashlib.sha256(b"dash_oauth_otel/sid\0" + self.sid.encode()).hexdigest()[:32]

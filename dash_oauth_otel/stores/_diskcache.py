@@ -18,16 +18,28 @@ share; a large clock step moves every deadline with it.
 
 The directory must be on a local filesystem: SQLite's locking, on which all of
 the above rests, is unreliable on network filesystems (NFS, SMB).
+
+Reads are served from a per-process copy while nothing has been written: every
+write, by any process, stores a new random *generation* in a small
+memory-mapped file of the directory after its transaction commits, and a read
+reuses the copy it made only while the generation is still the one it saw
+before reading the database (and the entry has not expired).  A deleted
+session is therefore seen by the next read in every process, and a read that
+finds nothing written since costs no query.  The directory belongs to the
+store: a program writing to the database without it (plain ``diskcache`` on
+the same directory) does not change the generation.
 """
 
 from __future__ import annotations
 
 import getpass
+import mmap
 import os
 import re
 import sqlite3
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextlib import suppress
@@ -52,6 +64,36 @@ from dash_oauth_otel.stores._common import poll_until
 __all__ = ["DiskcacheStore", "default_directory"]
 
 _BACKEND_ERRORS = (diskcache.Timeout, sqlite3.Error, OSError)
+
+
+_GENERATION_FILE = "dash_oauth_otel.generation"
+_GENERATION_SIZE = 8
+_READ_COPIES = 4096  # entries kept per process (the copies are dropped at once past this)
+
+
+class _Generation:
+    """A random value shared by the processes of the host, replaced after each write.
+
+    Held in a memory-mapped file so that reading it is a memory read: no
+    system call, no query.  A torn read (a write in progress) yields a value
+    that matches no generation seen before, so it only costs a database read.
+    """
+
+    def __init__(self, directory: str) -> None:
+        path = os.path.join(directory, _GENERATION_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            if os.fstat(fd).st_size < _GENERATION_SIZE:
+                os.ftruncate(fd, _GENERATION_SIZE)  # zero-filled; never shrinks a live file
+            self._map = mmap.mmap(fd, _GENERATION_SIZE)
+        finally:
+            os.close(fd)
+
+    def current(self) -> bytes:
+        return self._map[:_GENERATION_SIZE]
+
+    def advance(self) -> None:
+        self._map[:_GENERATION_SIZE] = os.urandom(_GENERATION_SIZE)
 
 
 def default_directory() -> Path:
@@ -141,8 +183,11 @@ class DiskcacheStore:
             self._cache: Any = diskcache.Cache(
                 self._directory, timeout=self._timeout, eviction_policy="none"
             )
+            self._generation = _Generation(self._directory)
         except _BACKEND_ERRORS as exc:
             raise self._error("open", exc) from exc
+        # full key -> (generation before the read, value, expiry time or None)
+        self._copies: dict[str, tuple[bytes, bytes, float | None]] = {}
 
     @property
     def directory(self) -> str:
@@ -191,6 +236,8 @@ class DiskcacheStore:
             self._cache.set(full, data, expire=seconds)
         except _BACKEND_ERRORS as exc:
             raise self._error("set", exc) from exc
+        finally:
+            self._generation.advance()
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` only if ``key`` is absent or expired; return whether it was."""
@@ -199,15 +246,32 @@ class DiskcacheStore:
             return bool(self._cache.add(full, data, expire=seconds))
         except _BACKEND_ERRORS as exc:
             raise self._error("add", exc) from exc
+        finally:
+            self._generation.advance()
 
     def get(self, key: str) -> bytes | None:
         """Return the value under ``key``, or ``None`` when absent or expired."""
         full = self._key(key)
+        # The generation is read before the database: a write committed after
+        # this point changes it, so a copy made now is never reused past it.
+        generation = self._generation.current()
+        copy = self._copies.get(full)
+        if (
+            copy is not None
+            and copy[0] == generation
+            and (copy[2] is None or copy[2] > time.time())
+        ):
+            return copy[1]
         try:
-            value = self._cache.get(full)
+            value, expires = self._cache.get(full, expire_time=True)
         except _BACKEND_ERRORS as exc:
             raise self._error("get", exc) from exc
-        return self._as_result(value)
+        found = self._as_result(value)
+        if found is not None:
+            if len(self._copies) >= _READ_COPIES:
+                self._copies.clear()
+            self._copies[full] = (generation, found, expires)
+        return found
 
     def take(self, key: str) -> bytes | None:
         """Return and delete the value under ``key``; one caller gets it, at most once.
@@ -220,6 +284,8 @@ class DiskcacheStore:
             value = self._cache.pop(full)
         except _BACKEND_ERRORS as exc:
             raise self._error("take", exc) from exc
+        finally:
+            self._generation.advance()
         return self._as_result(value)
 
     def delete(self, key: str) -> None:
@@ -229,6 +295,8 @@ class DiskcacheStore:
             self._cache.delete(full)
         except _BACKEND_ERRORS as exc:
             raise self._error("delete", exc) from exc
+        finally:
+            self._generation.advance()
 
     def scan(self, prefix: str) -> Iterator[str]:
         """Iterate over the live keys starting with ``prefix`` (a read of the key index)."""
@@ -264,6 +332,8 @@ class DiskcacheStore:
                 return bool(self._cache.add(key, token, expire=seconds))
             except _BACKEND_ERRORS as exc:
                 raise self._error("acquire a lock", exc) from exc
+            finally:
+                self._generation.advance()
 
         def release() -> None:
             try:
@@ -272,6 +342,8 @@ class DiskcacheStore:
                         self._cache.delete(key)
             except _BACKEND_ERRORS as exc:
                 raise self._error("release a lock", exc) from exc
+            finally:
+                self._generation.advance()
 
         return lock_context(lambda: poll_until(attempt, wait), release)
 

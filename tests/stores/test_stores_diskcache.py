@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -244,3 +246,63 @@ def test_expired_entries_are_purged_on_write(tmp_path: Path) -> None:
     finally:
         raw.close()
         store.close()
+
+
+def _write_in_another_process(directory: Path, code: str) -> None:
+    """Run ``code`` with ``store`` open on ``directory`` in a new interpreter."""
+    script = (
+        "from dash_oauth_otel.stores import DiskcacheStore\n"
+        f"store = DiskcacheStore({str(directory)!r})\n"
+        f"{code}\n"
+        "store.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_reads_reuse_their_copy_until_a_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DiskcacheStore(tmp_path / "cache")
+    store.set("k", b"v", 60)
+    queries = []
+    query = store._cache.get
+    monkeypatch.setattr(store._cache, "get", lambda *a, **kw: queries.append(a) or query(*a, **kw))
+    assert [store.get("k") for _ in range(5)] == [b"v"] * 5
+    assert len(queries) == 1, "nothing was written: the first read's copy serves the rest"
+    store.set("other", b"x", 60)
+    assert store.get("k") == b"v"
+    assert len(queries) == 2, "any write makes the next read query the database"
+    store.close()
+
+
+def test_a_write_in_another_process_is_seen_by_the_next_read(tmp_path: Path) -> None:
+    directory = tmp_path / "cache"
+    store = DiskcacheStore(directory)
+    store.set("session", b"one", 60)
+    assert store.get("session") == b"one"
+    _write_in_another_process(directory, "store.set('session', b'two', 60)")
+    assert store.get("session") == b"two"
+    _write_in_another_process(directory, "store.delete('session')")
+    assert store.get("session") is None
+    store.set("session", b"three", 60)
+    assert store.get("session") == b"three"
+    _write_in_another_process(directory, "assert store.take('session') == b'three'")
+    assert store.get("session") is None
+    store.close()
+
+
+def test_a_copy_is_not_used_past_the_entry_expiry(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache")
+    store.set("k", b"v", 0.3)
+    assert store.get("k") == b"v"
+    time.sleep(0.4)
+    assert store.get("k") is None, "expired without any write"
+    store.close()
+
+
+def test_generation_file_is_private(tmp_path: Path) -> None:
+    store = DiskcacheStore(tmp_path / "cache")
+    generation = tmp_path / "cache" / "dash_oauth_otel.generation"
+    assert mode_of(generation) == 0o600
+    assert generation.stat().st_size == 8
+    store.close()

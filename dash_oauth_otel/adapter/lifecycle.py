@@ -8,7 +8,6 @@ guard, the routes and the sweeper agree.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
 
+from dash_oauth_otel._process import current_pid
 from dash_oauth_otel.adapter.options import ModuleOptions
 from dash_oauth_otel.adapter.sessions import SessionManager
 from dash_oauth_otel.adapter.sessions import SessionRecord
@@ -320,7 +320,7 @@ class Lifecycle:
 
     def start_sweeper(self) -> None:
         """Start the sweeper thread of this process (a forked worker starts its own)."""
-        pid = os.getpid()
+        pid = current_pid()
         if self._sweeper_pid == pid:
             return  # every request after the first
         with self._sweeper_lock:

@@ -16,7 +16,6 @@ Response bodies are never echoed in errors or telemetry.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace import Status
 from opentelemetry.trace import StatusCode
 
+from dash_oauth_otel._process import current_pid
 from dash_oauth_otel._version import __version__
 from dash_oauth_otel.core.urls import check_endpoint_url
 from dash_oauth_otel.core.urls import strip_query
@@ -101,7 +101,7 @@ class HttpClient:
     def _http(self) -> httpx.Client:
         # One pooled client per process: connections must not be shared across fork.
         with self._lock:
-            if self._client is None or self._pid != os.getpid():
+            if self._client is None or self._pid != current_pid():
                 self._client = httpx.Client(
                     transport=self.transport,
                     follow_redirects=False,
@@ -109,7 +109,7 @@ class HttpClient:
                     headers={"User-Agent": self.policy.user_agent},
                     trust_env=False,
                 )
-                self._pid = os.getpid()
+                self._pid = current_pid()
             return self._client
 
     def close(self) -> None:

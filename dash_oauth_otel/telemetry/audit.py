@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from typing import Final
 from opentelemetry._logs import LogRecord
 from opentelemetry._logs import SeverityNumber
 
+from dash_oauth_otel._process import current_pid
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry._scope import get_logger
 from dash_oauth_otel.telemetry.correlation import context_attributes
@@ -167,7 +167,7 @@ def emit(event_type: str, **fields: Any) -> dict[str, Any]:
         "type": event_type,
         "trace_id": fields.pop("trace_id", None) or current_trace_id(),
         "timestamp": time.time(),
-        "process_id": os.getpid(),
+        "process_id": current_pid(),
     }
     for key, value in context_attributes().items():
         event.setdefault(key.replace("dash.", ""), value)

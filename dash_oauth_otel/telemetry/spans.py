@@ -9,7 +9,6 @@ Telemetry problems are logged and never change the flow.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from opentelemetry.trace import Status
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from dash_oauth_otel._process import current_pid
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry._scope import get_tracer
@@ -115,16 +115,8 @@ def _clean(attributes: Attributes | None) -> dict[str, AttributeValue]:
         out.setdefault(attr.TRACE_ID, trace_id)
     for key, value in context_attributes().items():
         out.setdefault(key, value)
-    out.setdefault(attr.DASH_PROCESS_ID, _PID[0] if _PID[0] == os.getpid() else _pid())
+    out.setdefault(attr.DASH_PROCESS_ID, current_pid())
     return out
-
-
-_PID = [0]
-
-
-def _pid() -> int:
-    _PID[0] = os.getpid()
-    return _PID[0]
 
 
 def record_error(target: Span, exc: BaseException) -> None:

@@ -282,8 +282,16 @@ def step_costs(server: Any, sid: str, n: int) -> dict[str, float]:
 
         guard.check(module)  # leaves the session in flask.g, as for a callback
         timed(
-            "custom_data hook (background._capture), every callback",
-            lambda: background._capture(SimpleNamespace(cookies={}, headers={})),
+            "custom_data hook (background._capture), a plain callback",
+            lambda: background._capture(
+                SimpleNamespace(cookies={}, headers={}, ignore_register_page=None)
+            ),
+        )
+        timed(
+            "custom_data hook (background._capture), a background callback",
+            lambda: background._capture(
+                SimpleNamespace(cookies={}, headers={}, ignore_register_page={"interval": 1})
+            ),
         )
     return out
 

@@ -1,6 +1,7 @@
 """Run every benchmark of dash_oauth_otel and write ``benchmarks/results/``.
 
-    .venv/bin/python benchmarks/run.py            # the full run (~12 minutes)
+    bash scripts/bench                            # set up, then the full run (~8-12 minutes)
+    .venv/bin/python benchmarks/run.py            # the full run, in a set-up .venv
     .venv/bin/python benchmarks/run.py --quick    # a smoke run (~3 minutes)
 
 Every figure is a ratio of two measurements taken in the same run on the same

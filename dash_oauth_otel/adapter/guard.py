@@ -97,13 +97,12 @@ def check(module: DashOAuth) -> Response | None:
     protect_pages(module)
     if relative.startswith("oauth/"):
         return None
-    public = _is_public(module, relative)
     # Sets the session digest into the context attributes when a session is found.
     outcome = module.lifecycle.resolve(module.cookies.session_id(request))
     g = flask.g._get_current_object()  # one context lookup for both writes
     g.dash_oauth_session = outcome.record
     g.dash_oauth_error = outcome.error
-    if outcome.record is not None or public:
+    if outcome.record is not None or _is_public(module, relative):
         return None
     next_path = _next_path(module, request, relative)
     login = _login_url(module, next_path, reauth=outcome.error == "reauth_required")

@@ -8,6 +8,7 @@ guard, the routes and the sweeper agree.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 from dash_oauth_otel._process import current_pid
 from dash_oauth_otel.adapter.options import ModuleOptions
+from dash_oauth_otel.adapter.sessions import TOUCH_INTERVAL
 from dash_oauth_otel.adapter.sessions import SessionManager
 from dash_oauth_otel.adapter.sessions import SessionRecord
 from dash_oauth_otel.core.client import OAuthClient
@@ -37,6 +39,7 @@ __all__ = ["Lifecycle", "Outcome"]
 
 _log = logging.getLogger("dash_oauth_otel")
 _MAX_BACKOFF = 300.0
+_QUIET_RECORDS = 1024  # sessions whose quiet window is remembered per process
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Outcome:
 
     record: SessionRecord | None
     error: str | None = None
+
+
+_NO_SESSION = Outcome(None)
 
 
 @dataclass
@@ -66,6 +72,9 @@ class Lifecycle:
         self._sweeper: threading.Thread | None = None
         self._sweeper_pid: int | None = None
         self._sweeper_lock = threading.Lock()
+        # id(record) -> (record, session-clock bound, wall-clock bound, outcome):
+        # before both bounds, resolving the same record decides nothing new.
+        self._quiet: dict[int, tuple[SessionRecord, float, float, Outcome]] = {}
 
     # -- per request ---------------------------------------------------------
 
@@ -73,10 +82,18 @@ class Lifecycle:
         """Load the session for ``sid``; end it if over; refresh its token if due."""
         record = self.sessions.load(sid)
         if record is None:
-            return Outcome(None)
+            return _NO_SESSION
         set_context_attributes(
             {attr.DASH_MODULE_ID: self.module_id, attr.DASH_SESSION_ID_DIGEST: record.sid_digest}
         )
+        quiet = self._quiet.get(id(record))
+        if (
+            quiet is not None
+            and quiet[0] is record
+            and self.sessions.clock() < quiet[1]
+            and time.time() < quiet[2]
+        ):
+            return quiet[3]
         now = time.time()
         reason = self.sessions.expired_reason(record)
         reauth = self.options.reauth_after_seconds
@@ -100,16 +117,47 @@ class Lifecycle:
             else:
                 self.end(record, "token_expired")
                 return Outcome(None, "token_expired")
-        return Outcome(self.sessions.touch(record))
+        touched = self.sessions.touch(record)
+        outcome = Outcome(touched)
+        if touched is record:
+            self._remember_quiet(record, outcome)
+        return outcome
 
-    def _needs_refresh(self, token: OAuthToken, *, now: float | None = None) -> bool:
+    def _remember_quiet(self, record: SessionRecord, outcome: Outcome) -> None:
+        """Note until when :meth:`resolve` would return ``outcome`` for ``record`` again.
+
+        That holds while the session is within its idle timeout, lifetime and
+        re-authentication age, its last activity needs no write, and its token
+        is not yet due for refresh (the refresh lead comes before expiry).
+        """
+        sessions = self.sessions
+        session_bound = min(
+            record.created_at + sessions.max_lifetime,
+            record.last_seen + sessions.idle_timeout,
+            record.last_seen + TOUCH_INTERVAL,
+        )
+        token = record.token
+        wall_bound = math.inf
+        if token.expires_at is not None:
+            wall_bound = token.expires_at - self._refresh_lead(token)
+        reauth = self.options.reauth_after_seconds
+        if reauth is not None:
+            wall_bound = min(wall_bound, record.auth_time + reauth)
+        if len(self._quiet) >= _QUIET_RECORDS:
+            self._quiet.clear()
+        self._quiet[id(record)] = (record, session_bound, wall_bound, outcome)
+
+    def _refresh_lead(self, token: OAuthToken) -> float:
         # A token shorter-lived than twice the lead would be refreshed on every
         # request: the lead is capped at half the token's lifetime.
         lead = self.options.refresh_lead_seconds
         lifetime = token.lifetime
         if lifetime is not None:
             lead = min(lead, lifetime / 2)
-        return token.is_expired(leeway=lead, now=now)
+        return lead
+
+    def _needs_refresh(self, token: OAuthToken, *, now: float | None = None) -> bool:
+        return token.is_expired(leeway=self._refresh_lead(token), now=now)
 
     def refresh(self, record: SessionRecord, *, wait: bool = True) -> Outcome:
         """Refresh ``record``'s token, single-flight across processes.

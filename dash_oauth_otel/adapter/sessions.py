@@ -32,6 +32,7 @@ __all__ = ["SESSION_PREFIX", "SessionManager", "SessionRecord"]
 
 SESSION_PREFIX = "session:"
 _GRACE = 3600.0  # records outlive their logical end so the sweeper can still revoke
+TOUCH_INTERVAL = 15.0  # seconds between two writes of a session's last activity
 _DECODED_CACHE_SIZE = 256  # records kept decoded per process, keyed by their sealed bytes
 
 
@@ -218,7 +219,9 @@ class SessionManager:
             self.save(updated)
             return updated
 
-    def touch(self, record: SessionRecord, *, min_interval: float = 15.0) -> SessionRecord:
+    def touch(
+        self, record: SessionRecord, *, min_interval: float = TOUCH_INTERVAL
+    ) -> SessionRecord:
         """Record activity; writes at most every ``min_interval`` seconds."""
         now = self.clock()
         if now - record.last_seen < min_interval:

@@ -179,3 +179,69 @@ def test_short_lived_tokens_are_not_refreshed_on_every_request(idp, telemetry):
         time.sleep(2.1)
         assert http.get("/oauth/status").json()["authenticated"]
         assert len(telemetry.events("audit_token_refresh")) == 1
+
+
+class _Clock:
+    """A session clock the test moves by hand (token expiry still uses real time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_quiet_window_ends_with_the_idle_timeout(idp, telemetry):
+    # The guard remembers, per record, until when nothing about it can change;
+    # moving the session clock past a bound must be seen by the next request.
+    with app_and_browser(idp, idle_timeout=600) as (running, http):
+        clock = _Clock()
+        running.module.sessions.clock = clock
+        _log_in(http)
+        for _ in range(3):
+            assert http.get("/").status_code == 200
+        first = _session(running, http)
+        clock.now += 20  # past the activity write interval, within the idle timeout
+        assert http.get("/").status_code == 200
+        touched = _session(running, http)
+        assert touched.last_seen > first.last_seen
+        assert http.get("/").status_code == 200
+        clock.now += 601
+        page = http.get("/")
+        assert page.status_code == 302 and "/oauth/login" in page.headers["location"]
+    assert [e["reason"] for e in telemetry.events("audit_session_ended")] == ["idle_timeout"]
+
+
+def test_a_remembered_quiet_window_ends_with_the_lifetime(idp, telemetry):
+    with app_and_browser(idp, max_lifetime=3600) as (running, http):
+        clock = _Clock()
+        running.module.sessions.clock = clock
+        _log_in(http)
+        assert http.get("/").status_code == 200
+        assert http.get("/").status_code == 200
+        clock.now += 3601
+        assert http.get("/").status_code == 302
+    assert [e["reason"] for e in telemetry.events("audit_session_ended")] == ["max_lifetime"]
+
+
+def test_a_remembered_quiet_window_ends_when_the_token_is_due(idp, telemetry):
+    with app_and_browser(idp, access_token_ttl=3, refresh_lead_seconds=1) as (running, http):
+        _log_in(http)
+        first = _session(running, http).token
+        for _ in range(3):
+            assert http.get("/").status_code == 200
+        assert telemetry.events("audit_token_refresh") == []
+        time.sleep(2.2)
+        assert http.get("/").status_code == 200
+        assert _session(running, http).token.access_token != first.access_token
+    assert len(telemetry.events("audit_token_refresh")) == 1
+
+
+def test_a_session_ended_elsewhere_is_not_served_from_memory(idp, telemetry):
+    with app_and_browser(idp) as (running, http):
+        _log_in(http)
+        assert http.get("/").status_code == 200
+        assert http.get("/").status_code == 200
+        sid = http.cookies.get("dash_oauth_session")
+        assert running.module.sessions.delete(sid) is not None
+        assert http.get("/").status_code == 302

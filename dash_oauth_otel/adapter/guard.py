@@ -9,14 +9,19 @@
   a 302 would be followed by ``fetch`` and break the page instead;
 * anything else gets ``401``.
 
-The guard is appended to ``before_request``, so OpenTelemetry's Flask
-instrumentation (which inserts its hook first) still opens a server span for
-denied requests.
+The guard is the last ``before_request`` hook, whenever the others are
+registered, so OpenTelemetry's Flask instrumentation still opens a server span
+for denied requests.
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from typing import Any
+from typing import SupportsIndex
 from urllib.parse import urlencode
 
 import flask
@@ -42,24 +47,48 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
     """Install the guard on ``server``, kept after every other ``before_request`` hook.
 
     Hooks registered later (such as OpenTelemetry's Flask instrumentation, which
-    opens the server span) are moved before the guard when each request starts,
-    so a request the guard answers is still traced.
+    opens the server span) go before the guard, so a request the guard answers
+    is still traced.
     """
 
     def guard() -> Response | None:
         return check(module)
 
-    server.before_request(guard)
-
-    def keep_guard_last(sender: flask.Flask, **_extra: object) -> None:
-        funcs = sender.before_request_funcs.get(None, [])
-        if funcs and funcs[-1] is not guard and guard in funcs:
-            funcs.remove(guard)
-            funcs.append(guard)
-
-    flask.request_started.connect(keep_guard_last, server, weak=False)
+    hooks = server.before_request_funcs.get(None, [])
+    server.before_request_funcs[None] = _GuardLast(hooks, guard)
     # The request's dash.* metadata must not outlive it on a reused thread.
     server.teardown_request(lambda _exc: set_context_attributes(None))
+
+
+class _GuardLast(list[Callable[[], Any]]):
+    """The app's ``before_request`` hooks, with the guard kept at the end.
+
+    Flask appends a hook registered with ``@app.before_request``; OpenTelemetry's
+    instrumentation inserts its hook at the front.  Whatever is added lands
+    before the guard, at registration time, so requests pay nothing for it.
+    """
+
+    def __init__(self, hooks: list[Callable[[], Any]], guard: Callable[[], Any]) -> None:
+        super().__init__(hook for hook in hooks if hook is not guard)
+        super().append(guard)
+        self._guard = guard
+
+    def _end(self) -> int:
+        return len(self) - 1 if self and self[-1] is self._guard else len(self)
+
+    def append(self, hook: Callable[[], Any]) -> None:
+        super().insert(self._end(), hook)
+
+    def insert(self, index: SupportsIndex, hook: Callable[[], Any]) -> None:
+        super().insert(min(operator.index(index), self._end()), hook)
+
+    def extend(self, hooks: Iterable[Callable[[], Any]]) -> None:
+        for hook in list(hooks):
+            self.append(hook)
+
+    def __iadd__(self, hooks: Iterable[Callable[[], Any]]) -> _GuardLast:  # type: ignore[override,misc]
+        self.extend(hooks)
+        return self
 
 
 def _relative(module: DashOAuth, path: str) -> str | None:

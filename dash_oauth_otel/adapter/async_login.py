@@ -88,6 +88,7 @@ def _read(module: DashOAuth, handle: str, *, take: bool) -> dict[str, Any] | Non
 def start(module: DashOAuth, params: Any, binding: str | None) -> Response:
     """Validate the callback here, send the exchange to a worker, answer with the waiting page."""
     from dash_oauth_otel.adapter.routes import login_failed
+    from dash_oauth_otel.adapter.routes import page_of_state
 
     dispatcher = module.dispatcher
     assert dispatcher is not None  # noqa: S101 - only called with workers
@@ -121,7 +122,7 @@ def start(module: DashOAuth, params: Any, binding: str | None) -> Response:
     try:
         handle = run_callback(module.client, params, binding or "", dispatch, is_async=True)
     except DashOAuthError as exc:
-        return login_failed(module, exc)
+        return login_failed(module, exc, next_path=page_of_state(module, params))
     return waiting_page(
         status_url=f"{module.url('status')}?login={handle}",
         complete_url=f"{module.url('callback')}?complete={handle}",
@@ -215,7 +216,12 @@ def complete(module: DashOAuth, handle: str, binding: str | None) -> Response:
         )
     if record["status"] == "error":
         error = record.get("error") or {"message": "The sign-in failed in a worker."}
-        return login_failed(module, rebuild_error(error))
+        next_path = record.get("next")
+        return login_failed(
+            module,
+            rebuild_error(error),
+            next_path=next_path if isinstance(next_path, str) else None,
+        )
     token = OAuthToken.from_dict(record["token"])
     presented = browser_digest(binding) if binding else ""
     if not hmac.compare_digest(presented.encode(), str(record["binding"]).encode()) or _cancelled(

@@ -234,12 +234,32 @@ def _finish(module: DashOAuth, params: Any, binding: str | None) -> Response:
     try:
         token, app_data = complete_callback(module.client, params, binding or "")
     except DashOAuthError as exc:
-        return login_failed(module, exc)
+        return login_failed(module, exc, next_path=page_of_state(module, params))
     return establish_session(module, token, app_data)
 
 
-def login_failed(module: DashOAuth, exc: DashOAuthError) -> Response:
-    """Audit a failed login and show its error page."""
+def page_of_state(module: DashOAuth, params: Any) -> str | None:
+    """The page a failed login was started for, so that "Try again" returns there.
+
+    Read from the callback's state only when it opens with this client's key
+    (the seal authenticates it) and names this client; the path is checked
+    again as at login.  Anything else gives ``None`` (the retry goes home).
+    """
+    state = params.get("state") if isinstance(params, Mapping) else None
+    try:
+        payload = open_state(module.client, state)
+    except DashOAuthError:
+        return None
+    if payload.client_id != module.client.client_id:
+        return None
+    found = (payload.app or {}).get("next")
+    return same_origin_path(found, default=module.home) if found else None
+
+
+def login_failed(
+    module: DashOAuth, exc: DashOAuthError, *, next_path: str | None = None
+) -> Response:
+    """Audit a failed login and show its error page (its retry link returns to ``next_path``)."""
     audit.emit(
         audit.AUDIT_LOGIN_FAILED,
         **module.client.audit_fields(),
@@ -248,7 +268,7 @@ def login_failed(module: DashOAuth, exc: DashOAuthError) -> Response:
         reason=exc.reason,
         trace_id=exc.trace_id,
     )
-    return _failure_page(module, exc)
+    return _failure_page(module, exc, next_path=next_path)
 
 
 def establish_session(module: DashOAuth, token: Any, app_data: Mapping[str, str]) -> Response:

@@ -128,3 +128,19 @@ def test_return_to_is_same_origin_only(running_app):
             landed = login(first.headers["location"], http_client=http).deliver(http)
             assert landed.headers["location"] == "/", target
             http.cookies.clear()
+
+
+def test_a_failed_login_offers_to_try_again_for_the_same_page(running_app):
+    with running_app.http() as http:
+        first = http.get("/oauth/login", params={"next": "/reports?x=1"})
+        result = login(first.headers["location"], http_client=http)
+        # The provider's answer with its code swapped: the exchange fails, the
+        # state is this client's own, so the retry returns to /reports?x=1.
+        failed = http.get("/oauth/callback", params={**result.params, "code": "not-a-code"})
+        assert failed.status_code in (400, 502)
+        assert 'id=dash-oauth-retry href="/oauth/login?next=%2Freports%3Fx%3D1"' in failed.text
+        # A state that does not open with the app's key names no page.
+        forged = {**result.params, "state": "A" * len(result.params["state"])}
+        refused = http.get("/oauth/callback", params=forged)
+        assert refused.status_code == 400
+        assert 'id=dash-oauth-retry href="/oauth/login"' in refused.text

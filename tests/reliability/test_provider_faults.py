@@ -39,14 +39,15 @@ def _assert_signed_out(running, http):
     assert state_keys(running) == []
 
 
-def _recover(exposure, running, http, page):
-    """Follow the error page's retry link: a fresh login that completes."""
+def _recover(exposure, running, http, page, *, lands_on: str):
+    """Follow the error page's retry link: a fresh login that lands on ``lands_on``."""
     retry = _retry_link(page)
     assert retry.startswith("/oauth/login")
     start = http.get(retry)
     assert start.status_code == 302
     landed = exposure.login(http, start.headers["location"]).deliver(http)
     assert landed.status_code == 303
+    assert landed.headers["location"] == lands_on
     assert _status(http)["user"]["sub"] == "alice"
 
 
@@ -74,7 +75,8 @@ def test_token_endpoint_500_at_login(idp, exposure, telemetry):
         ]
         _assert_signed_out(running, http)
         assert error_code(result.deliver(http)) == "invalid_state"
-        _recover(exposure, running, http, page)
+        assert _retry_link(page) == "/oauth/login?next=%2Freports"
+        _recover(exposure, running, http, page, lands_on="/reports")
 
 
 def test_token_endpoint_slower_than_the_timeout(idp, exposure, telemetry):
@@ -99,7 +101,7 @@ def test_token_endpoint_slower_than_the_timeout(idp, exposure, telemetry):
         failed = telemetry.events("audit_login_failed")
         assert [(e["error_class"], e["reason"]) for e in failed] == [("TransportError", "timeout")]
         _assert_signed_out(running, http)
-        _recover(exposure, running, http, page)
+        _recover(exposure, running, http, page, lands_on="/reports")
 
 
 def test_jwks_down_at_first_login(idp, exposure, telemetry):
@@ -123,7 +125,7 @@ def test_jwks_down_at_first_login(idp, exposure, telemetry):
         assert telemetry.events("audit_session_started") == []
         _assert_signed_out(running, http)
         idp.reset_faults()
-        _recover(exposure, running, http, page)
+        _recover(exposure, running, http, page, lands_on="/reports")
         assert len(telemetry.spans("dash_oauth_otel.jwks.http")) >= 2
 
 
@@ -171,7 +173,7 @@ def test_userinfo_503_at_login(idp, exposure, telemetry):
         failed = telemetry.events("audit_login_failed")
         assert [(e["phase"], e["error_class"]) for e in failed] == [("userinfo", "HTTPError")]
         _assert_signed_out(running, http)
-        _recover(exposure, running, http, page)
+        _recover(exposure, running, http, page, lands_on="/reports")
 
 
 def test_refresh_token_revoked_at_the_provider(idp, exposure, telemetry):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from dash_oauth_otel.core.state import browser_digest
 from dash_oauth_otel.core.state import check_browser_token
 from dash_oauth_otel.core.state import seal_state
 from dash_oauth_otel.core.state import store_one_time
+from dash_oauth_otel.core.state import take_one_time
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import raise_for_error
 from dash_oauth_otel.errors import DashOAuthError
@@ -110,7 +112,14 @@ def prepare_call(
             )
             params = _authorization_params(client, sealed, verifier, nonce, max_age)
             if client.uses_par:
-                url = _push(client, params)
+                try:
+                    url = _push(client, params)
+                except DashOAuthError:
+                    # Nothing can complete this login: its one-time values go
+                    # now instead of at their expiry.
+                    with suppress(DashOAuthError):
+                        take_one_time(client, payload)
+                    raise
             else:
                 url = _join(client.provider.authorization_endpoint, params)
             audit.emit(

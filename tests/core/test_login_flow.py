@@ -12,6 +12,7 @@ from opentelemetry.trace import StatusCode
 from dash_oauth_otel.core import complete_callback
 from dash_oauth_otel.core import handle_callback
 from dash_oauth_otel.core import prepare_call
+from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import spans
 from tests.idp.harness import login
@@ -147,3 +148,13 @@ def test_secrets_never_exported(make_client, browser_token, telemetry):
     for text in (repr(token), str(token), repr(client)):
         for secret in secrets:
             assert secret not in text
+
+
+def test_a_refused_pushed_request_leaves_no_login_state(make_client, browser_token, store):
+    # The provider refuses the pushed request (a redirect URI it does not know):
+    # the login cannot complete, so its one-time values are not left to expire.
+    client = make_client("conf-basic", use_par=True, redirect_uri="http://127.0.0.1:9/unknown")
+    with pytest.raises(DashOAuthError) as info:
+        prepare_call(client, browser_token)
+    assert info.value.phase == "login.par"
+    assert list(store.scan("state:")) == []

@@ -1,6 +1,6 @@
 """Run every benchmark of dash_oauth_otel and write ``benchmarks/results/``.
 
-    bash scripts/bench                            # set up, then the full run (~8-12 minutes)
+    bash scripts/bench                            # set up, then the full run (~8 minutes)
     .venv/bin/python benchmarks/run.py            # the full run, in a set-up .venv
     .venv/bin/python benchmarks/run.py --quick    # a smoke run (~3 minutes)
 

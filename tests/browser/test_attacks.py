@@ -66,9 +66,10 @@ def test_tampered_binding_cookie_is_refused(context, page, running, telemetry, s
     assert cookie(context, SESSION_COOKIE) is None
     assert app_status(context, running)["authenticated"] is False
 
-    # A fresh login from the error page works (the provider session makes it click-free).
+    # A fresh login from the error page works (the provider session makes it
+    # click-free) and returns to the page the failed login was for.
     page.click("#dash-oauth-retry")
-    page.wait_for_url(running.url + "/")
+    page.wait_for_url(running.url + PATH)
     expect_signed_in(page)
     assert "sub=alice " in ask_whoami(page)
     assert len(telemetry.events("audit_session_started")) == 1

@@ -119,8 +119,9 @@ class SessionManager:
         # nonce and authenticated when first decoded, so the same bytes always
         # decode to the same record: the requests between two writes of a
         # session (a touch, a refresh) skip AES-GCM, JSON parsing and rebuilding.
-        # The store is still read on every request, so an ended session is seen
-        # at once by every process.
+        # The store is still asked on every request (``DiskcacheStore`` answers
+        # from memory while no process has written), so an ended session is
+        # seen at once by every process.
         self._decoded: OrderedDict[bytes, SessionRecord] = OrderedDict()
         self._decoded_lock = threading.Lock()
 

@@ -75,8 +75,9 @@ class _Generation:
     """A random value shared by the processes of the host, replaced after each write.
 
     Held in a memory-mapped file so that reading it is a memory read: no
-    system call, no query.  A torn read (a write in progress) yields a value
-    that matches no generation seen before, so it only costs a database read.
+    system call, no query.  A read racing with a replacement can at worst see
+    half of each value, which differs from the value it replaces (but for a one
+    in 2**32 chance, for that one read): it costs a database read, nothing more.
     """
 
     def __init__(self, directory: str) -> None:

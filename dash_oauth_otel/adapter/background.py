@@ -20,6 +20,8 @@ from dash import hooks
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from dash_oauth_otel.adapter.extension import get_module
+
 if TYPE_CHECKING:
     from dash_oauth_otel.adapter.user import User
 
@@ -55,7 +57,6 @@ def _capture(context: Any) -> dict[str, Any] | None:
     if not getattr(context, "ignore_register_page", True):
         return None
     from dash_oauth_otel.adapter.layout import user_claims
-    from dash_oauth_otel.adapter.module import get_module
 
     record = flask.g.get("dash_oauth_session") if flask.has_request_context() else None
     module = get_module() if flask.has_app_context() else None

@@ -31,11 +31,15 @@ class CookiePolicy:
     :param secure: Serve cookies with ``Secure`` and the ``__Host-`` prefix.
     :param samesite: The SameSite attribute.
     :param binding_max_age: Lifetime of the binding cookie (the state TTL).
+    :param suffix: Ends the cookie names (the module passes a digest of its
+        client): browsers send the cookies of a host to every port of it, so two
+        apps on one host must not read, or overwrite, each other's.
     """
 
     secure: bool
     samesite: SameSite
     binding_max_age: int
+    suffix: str = ""
 
     def __post_init__(self) -> None:
         if self.samesite == "None" and not self.secure:
@@ -48,15 +52,18 @@ class CookiePolicy:
     def _prefix(self) -> str:
         return "__Host-" if self.secure else ""
 
+    def _name(self, base: str) -> str:
+        return f"{self._prefix}{base}_{self.suffix}" if self.suffix else f"{self._prefix}{base}"
+
     @property
     def session_name(self) -> str:
-        """The session cookie's name."""
-        return f"{self._prefix}dash_oauth_session"
+        """The session cookie's name (``dash_oauth_session_<suffix>``)."""
+        return self._name("dash_oauth_session")
 
     @property
     def binding_name(self) -> str:
-        """The binding cookie's name."""
-        return f"{self._prefix}dash_oauth_binding"
+        """The binding cookie's name (``dash_oauth_binding_<suffix>``)."""
+        return self._name("dash_oauth_binding")
 
     def _set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(

@@ -33,6 +33,7 @@ from dash_oauth_otel.adapter.pages import login_page
 from dash_oauth_otel.adapter.pages import no_store
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
+from dash_oauth_otel.telemetry.settings import activate
 
 if TYPE_CHECKING:
     from dash_oauth_otel.adapter.module import DashOAuth
@@ -54,10 +55,15 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
     def guard() -> Response | None:
         return check(module)
 
+    def teardown(_exc: BaseException | None) -> None:
+        # The request's dash.* metadata and telemetry settings must not outlive
+        # it on a reused thread.
+        set_context_attributes(None)
+        activate(None)
+
     hooks = server.before_request_funcs.get(None, [])
     server.before_request_funcs[None] = _GuardLast(hooks, guard)
-    # The request's dash.* metadata must not outlive it on a reused thread.
-    server.teardown_request(lambda _exc: set_context_attributes(None))
+    server.teardown_request(teardown)
 
 
 class _GuardLast(list[Callable[[], Any]]):
@@ -121,9 +127,10 @@ def check(module: DashOAuth) -> Response | None:
         set_context_attributes(None)
         return None  # another app on the same server
     # Set on every request: a worker thread serves many requests in turn.
+    activate(module.telemetry)
     set_context_attributes({attr.DASH_MODULE_ID: module.module_id})
     module.lifecycle.start_sweeper()
-    protect_pages(module)
+    protect_pages()
     if relative.startswith("oauth/"):
         return None
     # Sets the session digest into the context attributes when a session is found.

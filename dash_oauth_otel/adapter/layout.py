@@ -30,6 +30,7 @@ from dash import dcc
 from dash import hooks
 from dash import html
 
+from dash_oauth_otel.adapter.extension import get_module
 from dash_oauth_otel.adapter.sessions import SessionRecord
 
 if TYPE_CHECKING:
@@ -109,8 +110,6 @@ def _extras(module: DashOAuth) -> list[Any]:
 
 
 def _inject(layout: Any) -> Any:
-    from dash_oauth_otel.adapter.module import get_module
-
     try:
         module = get_module()
     except RuntimeError:  # no application context
@@ -131,8 +130,6 @@ def register(module: DashOAuth, app: dash.Dash) -> None:
     from dash_oauth_otel.adapter.background import install
 
     install()
-    # Keep extra components out of callback validation errors.
-    app.config.suppress_callback_exceptions = True
     if module.options.refresh_interval_seconds > 0:
         app.callback(
             Output(STORE_ID, "data"),
@@ -146,7 +143,7 @@ def register(module: DashOAuth, app: dash.Dash) -> None:
         Input(STORE_ID, "data"),
         Input({"type": CSRF_INPUT_TYPE, "index": ALL}, "id"),
     )
-    protect_pages(module)
+    protect_pages()
 
 
 _button_count = 0
@@ -192,21 +189,39 @@ def _forbidden(groups: list[str]) -> html.Div:
     )
 
 
-def protect_pages(module: DashOAuth) -> None:
-    """Wrap the layout of every Dash page registered with ``groups=[...]``."""
-    for page in dash.page_registry.values():
-        groups = page.get("groups")
-        if not groups or page.get("_dash_oauth_wrapped"):
-            continue
-        original = page["layout"]
-        page["layout"] = _guarded_layout(module, original, list(groups))
-        page["_dash_oauth_wrapped"] = True
+_pages_seen = 0  # pages of ``dash.page_registry`` already looked at
 
 
-def _guarded_layout(module: DashOAuth, original: Any, groups: list[str]) -> Any:
+def protect_pages() -> None:
+    """Wrap the layout of every Dash page registered with ``groups=[...]``, once.
+
+    Dash keeps one page registry per process, shared by its apps: the wrapper
+    asks the module of the app rendering the page (none: the page is refused),
+    so it holds for every app alike.  Only pages registered since the last call
+    are looked at; a request that finds none new costs a length comparison.
+    """
+    global _pages_seen
+    registry = dash.page_registry
+    if len(registry) == _pages_seen:
+        return
+    with _hook_lock:
+        for page in list(registry.values()):
+            groups = page.get("groups")
+            if groups and not page.get("_dash_oauth_wrapped"):
+                page["layout"] = _guarded_layout(page["layout"], list(groups))
+                page["_dash_oauth_wrapped"] = True
+        _pages_seen = len(registry)
+
+
+def _guarded_layout(original: Any, groups: list[str]) -> Any:
     def layout(**kwargs: Any) -> Any:
-        record: SessionRecord | None = flask.g.get("dash_oauth_session")
-        if record is None or not set(user_claims(module, record)["groups"]) & set(groups):
+        module = get_module()
+        record = module.current_session() if module is not None else None
+        if (
+            module is None
+            or record is None
+            or not set(user_claims(module, record)["groups"]) & set(groups)
+        ):
             return _forbidden(groups)
         return original(**kwargs) if callable(original) else original
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from dash_oauth_otel._process import current_pid
 from dash_oauth_otel.adapter.options import ModuleOptions
-from dash_oauth_otel.adapter.sessions import TOUCH_INTERVAL
 from dash_oauth_otel.adapter.sessions import SessionManager
 from dash_oauth_otel.adapter.sessions import SessionRecord
 from dash_oauth_otel.core.client import OAuthClient
@@ -32,6 +31,8 @@ from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.metrics import instruments
+from dash_oauth_otel.telemetry.settings import TelemetrySettings
+from dash_oauth_otel.telemetry.settings import use_settings
 from dash_oauth_otel.workers.context import start_in_context
 from dash_oauth_otel.workers.dispatch import Dispatcher
 
@@ -67,6 +68,7 @@ class Lifecycle:
     options: ModuleOptions
     module_id: str
     dispatcher: Dispatcher | None = None
+    telemetry: TelemetrySettings | None = None
 
     def __post_init__(self) -> None:
         self._sweeper: threading.Thread | None = None
@@ -134,7 +136,7 @@ class Lifecycle:
         session_bound = min(
             record.created_at + sessions.max_lifetime,
             record.last_seen + sessions.idle_timeout,
-            record.last_seen + TOUCH_INTERVAL,
+            record.last_seen + sessions.touch_interval,
         )
         token = record.token
         wall_bound = math.inf
@@ -385,6 +387,7 @@ class Lifecycle:
         while True:
             time.sleep(self.options.sweep_interval_seconds)
             try:
-                self.sweep()
+                with use_settings(self.telemetry):
+                    self.sweep()
             except Exception:
                 _log.warning("session sweep failed", exc_info=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -30,6 +29,8 @@ from dash_oauth_otel.adapter import guard
 from dash_oauth_otel.adapter import layout
 from dash_oauth_otel.adapter import routes
 from dash_oauth_otel.adapter.cookies import CookiePolicy
+from dash_oauth_otel.adapter.extension import EXTENSION_KEY
+from dash_oauth_otel.adapter.extension import get_module
 from dash_oauth_otel.adapter.lifecycle import Lifecycle
 from dash_oauth_otel.adapter.options import ModuleOptions
 from dash_oauth_otel.adapter.sessions import SessionManager
@@ -39,18 +40,17 @@ from dash_oauth_otel.core.sealing import normalize_secret
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import PermissionDeniedError
 from dash_oauth_otel.stores import DiskcacheStore
+from dash_oauth_otel.stores import default_directory
 from dash_oauth_otel.telemetry import attributes as attr
-from dash_oauth_otel.telemetry import set_audit_hook
-from dash_oauth_otel.telemetry import set_digest_key
 from dash_oauth_otel.telemetry import spans
-from dash_oauth_otel.telemetry.audit import AuditHook
-from dash_oauth_otel.telemetry.switches import configure as configure_switches
+from dash_oauth_otel.telemetry.settings import AuditHook
+from dash_oauth_otel.telemetry.settings import TelemetrySettings
+from dash_oauth_otel.telemetry.settings import normalize_digest_key
+from dash_oauth_otel.telemetry.settings import use_settings
 from dash_oauth_otel.workers.backends import WorkerBackend
 from dash_oauth_otel.workers.dispatch import Dispatcher
 
-__all__ = ["EXTENSION_KEY", "DashOAuth", "get_module"]
-
-EXTENSION_KEY = "dash_oauth_otel"
+__all__ = ["EXTENSION_KEY", "DashOAuth", "default_store", "get_module"]
 
 
 class DashOAuth:
@@ -105,22 +105,28 @@ class DashOAuth:
         if client is None or not isinstance(client, OAuthClient):
             raise ConfigError("DashOAuth needs client=OAuthClient(...).")
         self.options = ModuleOptions(**options)
-        configure_switches(tracing=tracing, logs=logs, metrics=metrics)
-        if audit_hook is not None:
-            set_audit_hook(audit_hook)
-        if audit_digest_key is not None:
-            set_digest_key(audit_digest_key)
-        self._store = store if store is not None else (client.state_store or DiskcacheStore())
+        self.telemetry = TelemetrySettings(
+            tracing=tracing,
+            logs=logs,
+            metrics=metrics,
+            audit_hook=audit_hook,
+            digest_key=normalize_digest_key(audit_digest_key) if audit_digest_key else None,
+        )
+        if client.state_key_is_ephemeral:
+            # A random state key opens this process's logins only: under several
+            # workers every callback served by another one would fail.
+            raise ConfigError(
+                "DashOAuth needs the OAuthClient's state_key: 32+ bytes of secret material, "
+                "the same on every process of the app (it seals the login state and, unless "
+                "secret_key=... is given, the sessions). Generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
+        self._store = store if store is not None else (client.state_store or default_store(client))
         if client.state_store is None:
-            client = replace(client, state_store=self._store)
+            client = client.with_state_store(self._store)
         self.client = client
         secret = secret_key if secret_key is not None else client.state_key
-        if secret is None or (secret_key is None and client.state_key_is_ephemeral):
-            raise ConfigError(
-                "DashOAuth needs a secret shared by every process of the app: pass "
-                "secret_key=... (32+ bytes) or set state_key on the OAuthClient. Generate one "
-                "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
-            )
+        assert secret is not None  # noqa: S101 - OAuthClient always holds a state key
         self._secret = normalize_secret(secret, what="secret_key")
         if self.options.revoke_on_session_end and client.provider.revocation_endpoint is None:
             raise ConfigError(
@@ -131,12 +137,15 @@ class DashOAuth:
         self.origin = f"{redirect.scheme}://{redirect.netloc}"
         self.cookies = CookiePolicy(
             secure=redirect.scheme == "https",
+            suffix=client.namespace[:8],
             samesite=self.options.cookie_samesite,
             binding_max_age=int(client.state_ttl),
         )
         self.sessions = SessionManager(
             store=self._store,
             secret=self._secret,
+            context=client.record_context,
+            audit_fields=client.audit_fields(),
             idle_timeout=self.options.idle_timeout,
             max_lifetime=self.options.max_lifetime,
         )
@@ -152,10 +161,10 @@ class DashOAuth:
                 workers, client_path, worker_init=worker_init, timeout=worker_timeout
             )
         self.lifecycle = Lifecycle(
-            client, self.sessions, self.options, self.module_id, self.dispatcher
+            client, self.sessions, self.options, self.module_id, self.dispatcher, self.telemetry
         )
-        self._routes_prefix = "/"
-        self._requests_prefix = "/"
+        self._routes_prefix: str | None = None
+        self._requests_prefix = urlsplit(client.redirect_uri).path.removesuffix("oauth/callback")
         if app is not None:
             self.init_app(app)
 
@@ -172,30 +181,40 @@ class DashOAuth:
                 "DashOAuth supports Dash apps served by Flask (app.server must be a "
                 f"flask.Flask, got {type(server).__name__})."
             )
-        self._routes_prefix = app.config.routes_pathname_prefix or "/"
-        self._requests_prefix = app.config.requests_pathname_prefix or "/"
-        expected = self._requests_prefix + "oauth/callback"
+        routes_prefix = app.config.routes_pathname_prefix or "/"
+        requests_prefix = app.config.requests_pathname_prefix or "/"
+        expected = requests_prefix + "oauth/callback"
         if urlsplit(self.client.redirect_uri).path != expected:
             raise ConfigError(
                 f"The client's redirect_uri path must be {expected!r} for this app (got "
                 f"{urlsplit(self.client.redirect_uri).path!r}); register "
                 f"{self.origin}{expected} at the provider and use it as redirect_uri."
             )
-        with spans.span(
-            spans.MODULE_INIT,
-            {
-                **self.client.telemetry_attributes(),
-                attr.OAUTH_PHASE: "module.init",
-                attr.DASH_MODULE_ID: self.module_id,
-                "oauth.auto_redirect": self.options.auto_redirect,
-                "oauth.revoke_on_session_end": self.options.revoke_on_session_end,
-                "oauth.indefinite_session": self.options.indefinite_session,
-                "oauth.refresh_lead_seconds": self.options.refresh_lead_seconds,
-                "oauth.reauth_after_seconds": self.options.reauth_after_seconds,
-                "oauth.browser_cookie_samesite": self.options.cookie_samesite,
-                attr.DASH_PROCESS_ID: os.getpid(),
-            },
-            root=True,
+        if self._routes_prefix not in (None, routes_prefix):
+            raise ConfigError(
+                f"This DashOAuth already serves apps under {self._routes_prefix!r}; an app "
+                f"routed under {routes_prefix!r} needs a DashOAuth of its own."
+            )
+        self._routes_prefix = routes_prefix
+        self._requests_prefix = requests_prefix
+        with (
+            use_settings(self.telemetry),
+            spans.span(
+                spans.MODULE_INIT,
+                {
+                    **self.client.telemetry_attributes(),
+                    attr.OAUTH_PHASE: "module.init",
+                    attr.DASH_MODULE_ID: self.module_id,
+                    "oauth.auto_redirect": self.options.auto_redirect,
+                    "oauth.revoke_on_session_end": self.options.revoke_on_session_end,
+                    "oauth.indefinite_session": self.options.indefinite_session,
+                    "oauth.refresh_lead_seconds": self.options.refresh_lead_seconds,
+                    "oauth.reauth_after_seconds": self.options.reauth_after_seconds,
+                    "oauth.browser_cookie_samesite": self.options.cookie_samesite,
+                    attr.DASH_PROCESS_ID: os.getpid(),
+                },
+                root=True,
+            ),
         ):
             server.extensions[EXTENSION_KEY] = self
             server.register_error_handler(PermissionDeniedError, _forbidden)
@@ -209,7 +228,7 @@ class DashOAuth:
     @property
     def routes_prefix(self) -> str:
         """The Dash app's ``routes_pathname_prefix`` (where the guard starts to look)."""
-        return self._routes_prefix
+        return self._routes_prefix or self._requests_prefix
 
     def route_path(self, name: str) -> str:
         """The Flask rule of a module route (``login``, ``callback``, ...)."""
@@ -237,7 +256,8 @@ class DashOAuth:
 
     def sweep(self) -> int:
         """End every session past its idle timeout or lifetime now; return the count."""
-        return self.lifecycle.sweep()
+        with use_settings(self.telemetry):
+            return self.lifecycle.sweep()
 
     def logout_url(self) -> str:
         """Where the logout form posts."""
@@ -265,8 +285,13 @@ def _forbidden(exc: PermissionDeniedError) -> flask.Response:
     return response
 
 
-def get_module(app: flask.Flask | None = None) -> DashOAuth | None:
-    """The module attached to ``app`` (default: the current Flask app)."""
-    target = app if app is not None else flask.current_app
-    found = target.extensions.get(EXTENSION_KEY)
-    return found if isinstance(found, DashOAuth) else None
+def default_store(client: OAuthClient) -> DiskcacheStore:
+    """The store of a module given none: a directory and namespace of this client's own.
+
+    ``<default_directory()>/<client.namespace>``, named after a digest of the
+    issuer, the client id and the redirect URI, so two apps on one host never
+    share records (nor break each other's database), while the processes of one
+    app all find the same directory.
+    """
+    namespace = client.namespace
+    return DiskcacheStore(default_directory() / namespace, namespace=namespace)

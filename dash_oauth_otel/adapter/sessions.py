@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
@@ -27,12 +28,18 @@ from dash_oauth_otel._types import Store
 from dash_oauth_otel.core.sealing import Sealer
 from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.errors import StateError
+from dash_oauth_otel.telemetry import audit
 
-__all__ = ["SESSION_PREFIX", "SessionManager", "SessionRecord"]
+__all__ = [
+    "SESSION_PREFIX",
+    "TOUCH_INTERVAL",
+    "SessionManager",
+    "SessionRecord",
+]
 
 SESSION_PREFIX = "session:"
 _GRACE = 3600.0  # records outlive their logical end so the sweeper can still revoke
-TOUCH_INTERVAL = 15.0  # seconds between two writes of a session's last activity
+TOUCH_INTERVAL = 15.0  # most seconds between two writes of a session's last activity
 _DECODED_CACHE_SIZE = 256  # records kept decoded per process, keyed by their sealed bytes
 
 
@@ -54,7 +61,7 @@ class SessionRecord:
     @cached_property
     def sid_digest(self) -> str:
         """A digest of the session id (safe for logs and spans)."""
-        return hashlib.sha256(b"dash_oauth_otel/sid\0" + self.sid.encode()).hexdigest()[:32]
+        return _sid_digest(self.sid)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form sealed into the store (contains the tokens)."""
@@ -88,6 +95,10 @@ class SessionRecord:
         )
 
 
+def _sid_digest(sid: str) -> str:
+    return hashlib.sha256(b"dash_oauth_otel/sid\0" + sid.encode()).hexdigest()[:32]
+
+
 def _key(sid: str) -> str:
     return SESSION_PREFIX + hashlib.sha256(sid.encode()).hexdigest()
 
@@ -105,6 +116,11 @@ class SessionManager:
     :param secret: The secret sealing the records (at least 32 bytes).
     :param idle_timeout: Seconds without activity before a session ends.
     :param max_lifetime: Seconds after creation before a session ends.
+    :param context: What the records are bound to (the client's
+        :attr:`~dash_oauth_otel.OAuthClient.record_context`): a record sealed for
+        another client or issuer does not open, even under the same secret.
+    :param audit_fields: The client fields of the audit event emitted when a
+        stored record does not open.
     """
 
     store: Store
@@ -112,9 +128,12 @@ class SessionManager:
     idle_timeout: float
     max_lifetime: float
     clock: Callable[[], float] = time.time
+    context: str = ""
+    audit_fields: Mapping[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._sealer = Sealer(self.secret, "session")
+        self.touch_interval = min(TOUCH_INTERVAL, self.idle_timeout / 4)
+        self._sealer = Sealer(self.secret, "session", context=self.context)
         # Sealed bytes -> decoded record.  A value is sealed once under a fresh
         # nonce and authenticated when first decoded, so the same bytes always
         # decode to the same record: the requests between two writes of a
@@ -161,6 +180,15 @@ class SessionManager:
         if record is None:
             record = self._decode(raw, None)
             if record is None:
+                # Present but unopenable: sealed for another client or issuer
+                # (a record copied between apps, a cookie sent to another app
+                # sharing the store) or altered.  Refused, never used.
+                audit.emit(
+                    audit.AUDIT_SESSION_REJECTED,
+                    **self.audit_fields,
+                    reason="foreign_or_tampered",
+                    session_id_digest=_sid_digest(sid),
+                )
                 return None
             with self._decoded_lock:
                 self._decoded[raw] = record
@@ -220,12 +248,15 @@ class SessionManager:
             self.save(updated)
             return updated
 
-    def touch(
-        self, record: SessionRecord, *, min_interval: float = TOUCH_INTERVAL
-    ) -> SessionRecord:
-        """Record activity; writes at most every ``min_interval`` seconds."""
+    def touch(self, record: SessionRecord) -> SessionRecord:
+        """Record activity; writes at most every :attr:`touch_interval` seconds.
+
+        The interval is a quarter of the idle timeout, at most
+        :data:`TOUCH_INTERVAL`: a session in use never reaches its timeout
+        between two writes.
+        """
         now = self.clock()
-        if now - record.last_seen < min_interval:
+        if now - record.last_seen < self.touch_interval:
             return record
         updated = self.update(record, lambda current: replace(current, last_seen=now))
         return updated if updated is not None else record

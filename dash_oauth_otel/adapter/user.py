@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import flask
 
+from dash_oauth_otel.adapter.extension import get_module
 from dash_oauth_otel.adapter.layout import user_claims
-from dash_oauth_otel.adapter.module import get_module
 from dash_oauth_otel.adapter.sessions import SessionRecord
 from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.errors import PermissionDeniedError

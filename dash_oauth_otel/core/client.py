@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry.redact import digest
 
 __all__ = [
+    "DEFAULT_OIDC_SCOPES",
     "RESERVED_AUTH_PARAMS",
     "RESERVED_TOKEN_PARAMS",
     "AuthStyle",
@@ -76,6 +78,9 @@ RESERVED_TOKEN_PARAMS = frozenset(
 
 _AUTH_STYLES = ("client_secret_basic", "client_secret_post", "none")
 
+DEFAULT_OIDC_SCOPES = ("openid", "profile", "email")
+"""Scopes asked of an OpenID provider when the client names none (OIDC Core §5.4)."""
+
 
 @dataclass(frozen=True, eq=False)
 class OAuthClient:
@@ -89,6 +94,9 @@ class OAuthClient:
     :param client_secret: The secret of a confidential client; ``None`` for a
         public client (PKCE only).
     :param scopes: Requested scopes; ``openid`` is added for OpenID providers.
+        None given asks an OpenID provider for :data:`DEFAULT_OIDC_SCOPES`
+        (the claims :func:`~dash_oauth_otel.adapter.current_user` shows); pass
+        ``("openid",)`` for the bare minimum.
     :param auth_style: ``client_secret_basic`` (default with a secret),
         ``client_secret_post``, or ``none`` (public client; default without one).
     :param response_mode: ``None`` (the provider's default, query), ``"query"``
@@ -146,6 +154,8 @@ class OAuthClient:
                 "redirect_uri must not carry a query; register the exact callback path."
             )
         scopes = _scopes(self.scopes)
+        if p.is_oidc and not scopes:
+            scopes = DEFAULT_OIDC_SCOPES
         if p.is_oidc and "openid" not in scopes:
             scopes = ("openid", *scopes)
         object.__setattr__(self, "scopes", scopes)
@@ -194,8 +204,9 @@ class OAuthClient:
         normalize_secret(key, what="state_key")
         object.__setattr__(self, "state_key", key)
         object.__setattr__(self, "_ephemeral_key", ephemeral)
-        object.__setattr__(self, "_state_sealer", Sealer(key, "state"))
-        object.__setattr__(self, "_store_sealer", Sealer(key, "state-store"))
+        context = self.record_context
+        object.__setattr__(self, "_state_sealer", Sealer(key, "state", context=context))
+        object.__setattr__(self, "_store_sealer", Sealer(key, "state-store", context=context))
 
     def __repr__(self) -> str:
         secret = "'<redacted>'" if self.client_secret else "None"
@@ -204,6 +215,36 @@ class OAuthClient:
             f"redirect_uri={self.redirect_uri!r}, scopes={list(self.scopes)!r}, "
             f"auth_style={self.auth_style!r}, client_secret={secret})"
         )
+
+    def with_state_store(self, store: Store) -> OAuthClient:
+        """This client with ``store`` for its one-time values.
+
+        The copy keeps the state key, and remembers whether it was drawn at
+        random: such a key still only works in the process that drew it.
+        """
+        copy = replace(self, state_store=store)
+        object.__setattr__(copy, "_ephemeral_key", self.state_key_is_ephemeral)
+        return copy
+
+    @property
+    def issuer_id(self) -> str:
+        """The provider's issuer, or its authorization endpoint for plain OAuth 2.0."""
+        return self.provider.issuer or self.provider.authorization_endpoint
+
+    @property
+    def namespace(self) -> str:
+        """A short name for this client's records: a digest of issuer, client id and redirect URI.
+
+        Two apps differing in any of the three get different store locations,
+        keys and cookie names by default, so they never see each other's records.
+        """
+        material = json.dumps([self.issuer_id, self.client_id, self.redirect_uri])
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+    @property
+    def record_context(self) -> str:
+        """What every sealed record of this client is bound to (issuer and client id)."""
+        return json.dumps([self.issuer_id, self.client_id], separators=(",", ":"))
 
     @property
     def uses_par(self) -> bool:

@@ -58,16 +58,21 @@ class Sealer:
 
     :param secret: At least 32 bytes of secret material.
     :param purpose: A label such as ``"state"``; distinct labels give unrelated keys.
+    :param context: What the sealed values belong to (say, an issuer and a client
+        id), bound as associated data: a value sealed under another context
+        fails to unseal, even under the same secret and purpose.
     """
 
-    def __init__(self, secret: str | bytes, purpose: str) -> None:
+    def __init__(self, secret: str | bytes, purpose: str, *, context: str = "") -> None:
         ikm = normalize_secret(secret)
-        self._aad = f"dash_oauth_otel/{purpose}/v{_VERSION}".encode()
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=self._aad).derive(ikm)
+        label = f"dash_oauth_otel/{purpose}/v{_VERSION}".encode()
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(ikm)
+        self._label = label.decode()
+        self._aad = label + (b"\0" + context.encode() if context else b"")
         self._aead = AESGCM(key)
 
     def __repr__(self) -> str:
-        return f"Sealer(purpose={self._aad.decode()!r})"
+        return f"Sealer(purpose={self._label!r})"
 
     def seal(self, payload: dict[str, Any]) -> str:
         """Encrypt ``payload`` (a JSON-serialisable dict) into a URL-safe token."""

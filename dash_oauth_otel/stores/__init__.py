@@ -33,7 +33,8 @@ key ``lock:n``, so application keys should not start with ``lock:``.
 from __future__ import annotations
 
 from dash_oauth_otel.stores._diskcache import DiskcacheStore as DiskcacheStore
+from dash_oauth_otel.stores._diskcache import default_directory as default_directory
 from dash_oauth_otel.stores._memory import MemoryStore as MemoryStore
 from dash_oauth_otel.stores._redis import RedisStore as RedisStore
 
-__all__ = ["DiskcacheStore", "MemoryStore", "RedisStore"]
+__all__ = ["DiskcacheStore", "MemoryStore", "RedisStore", "default_directory"]

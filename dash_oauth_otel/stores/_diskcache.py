@@ -110,14 +110,16 @@ def default_directory() -> Path:
 
 
 def _secure_directory(path: Path) -> None:
-    """Create ``path`` with mode 0o700 if missing, then check it is safe to use.
+    """Create ``path`` (and missing parents) with mode 0o700, then check it is safe to use.
 
     :raises ConfigError: ``path`` is a symbolic link or not a directory, or (on
         POSIX) is owned by another user or writable by its group or others.
     """
     try:
-        with suppress(FileExistsError):  # whatever exists is checked below
-            path.mkdir(mode=0o700, parents=True)
+        for missing in [*reversed(path.parents), path]:
+            if not missing.exists():
+                with suppress(FileExistsError):  # whatever exists is checked below
+                    missing.mkdir(mode=0o700)
         info = path.lstat()
     except OSError as exc:
         raise ConfigError(

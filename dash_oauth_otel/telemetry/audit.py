@@ -2,7 +2,9 @@
 
 Each event is delivered to three places, each independently and best-effort:
 
-* the application's audit hook (:func:`set_audit_hook`), called with a plain dict;
+* the audit hook of the app whose work emits it (its ``audit_hook``, see
+  :mod:`dash_oauth_otel.telemetry.settings`), else the process hook
+  (:func:`set_audit_hook`), called with a plain dict;
 * the standard :mod:`logging` logger ``dash_oauth_otel.audit`` (the dict in
   ``record.audit`` and a JSON message, ready for a JSON-lines handler);
 * an OpenTelemetry log record with ``event_name`` set to the event type, when
@@ -18,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 from typing import Final
@@ -31,6 +32,8 @@ from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry._scope import get_logger
 from dash_oauth_otel.telemetry.correlation import context_attributes
 from dash_oauth_otel.telemetry.correlation import current_trace_id
+from dash_oauth_otel.telemetry.settings import AuditHook
+from dash_oauth_otel.telemetry.settings import current_settings
 from dash_oauth_otel.telemetry.switches import logs_enabled
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION",
     "AUDIT_REDIRECT_ISSUED",
     "AUDIT_SESSION_ENDED",
+    "AUDIT_SESSION_REJECTED",
     "AUDIT_SESSION_STARTED",
     "AUDIT_STALE_RESULT_REVOKED",
     "AUDIT_STATE_PARSE_FAILURE",
@@ -66,7 +70,6 @@ __all__ = [
     "set_audit_hook",
 ]
 
-AuditHook = Callable[[dict[str, Any]], None]
 
 AUDIT_REDIRECT_ISSUED: Final = "audit_redirect_issued"
 AUDIT_CALLBACK_QUERY_REJECTED: Final = "audit_callback_query_rejected"
@@ -88,6 +91,7 @@ AUDIT_LOGIN_FAILED: Final = "audit_login_failed"
 AUDIT_LOGOUT: Final = "audit_logout"
 AUDIT_SESSION_STARTED: Final = "audit_session_started"
 AUDIT_SESSION_ENDED: Final = "audit_session_ended"
+AUDIT_SESSION_REJECTED: Final = "audit_session_rejected"
 AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION: Final = "audit_refresh_failed_but_kept_session"
 AUDIT_INVALID_BROWSER_TOKEN: Final = "audit_invalid_browser_token"
 AUDIT_STALE_RESULT_REVOKED: Final = "audit_stale_result_revoked"
@@ -100,6 +104,7 @@ _WARN_EVENTS = frozenset(
     {
         AUDIT_INVALID_BROWSER_TOKEN,
         AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION,
+        AUDIT_SESSION_REJECTED,
         AUDIT_STALE_RESULT_REVOKED,
     }
 )
@@ -124,8 +129,18 @@ _internal = logging.getLogger("dash_oauth_otel.telemetry")
 _hook: AuditHook | None = None
 
 
+def _current_hook() -> AuditHook | None:
+    settings = current_settings()
+    if settings is not None and settings.audit_hook is not None:
+        return settings.audit_hook
+    return _hook
+
+
 def set_audit_hook(hook: AuditHook | None) -> None:
-    """Install the process-wide audit hook (``None`` removes it).
+    """Install the process default audit hook (``None`` removes it).
+
+    An app's own hook (the Dash module's ``audit_hook`` option) receives the
+    events of its work instead.
 
     The hook receives every event as a new ``dict``.  An exception raised by the
     hook is logged on ``dash_oauth_otel.telemetry`` and never breaks a login.
@@ -173,7 +188,7 @@ def emit(event_type: str, **fields: Any) -> dict[str, Any]:
         event.setdefault(key.replace("dash.", ""), value)
     event.update((k, v) for k, v in fields.items() if v is not None)
     otel_severity, log_level = _severity(event_type, event)
-    hook = _hook
+    hook = _current_hook()
     if hook is not None:
         try:
             hook(dict(event))
@@ -211,7 +226,7 @@ def deliver_to_hook(event: dict[str, Any]) -> None:
     The event keeps the worker's ``process_id`` (and ``main_process_id``); its
     OTel log record was emitted in the worker, so it is not emitted again here.
     """
-    hook = _hook
+    hook = _current_hook()
     if hook is not None:
         try:
             hook(dict(event))

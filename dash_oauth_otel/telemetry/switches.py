@@ -3,13 +3,16 @@
 Each signal is on unless turned off, by :func:`configure` (what the Dash module's
 constructor options set) or by an environment variable:
 ``DASH_OAUTH_OTEL_TRACING``, ``DASH_OAUTH_OTEL_LOGS``, ``DASH_OAUTH_OTEL_METRICS``
-(``0``, ``false``, ``no`` or ``off`` turn a signal off).  An explicit
-:func:`configure` value wins over the environment.
+(``0``, ``false``, ``no`` or ``off`` turn a signal off).  The current app's
+:class:`~dash_oauth_otel.telemetry.settings.TelemetrySettings` win over an
+explicit :func:`configure` value, which wins over the environment.
 """
 
 from __future__ import annotations
 
 import os
+
+from dash_oauth_otel.telemetry.settings import current_settings
 
 __all__ = ["configure", "logs_enabled", "metrics_enabled", "tracing_enabled"]
 
@@ -20,7 +23,11 @@ _explicit: dict[str, bool] = {}
 def configure(
     *, tracing: bool | None = None, logs: bool | None = None, metrics: bool | None = None
 ) -> None:
-    """Set the switches for this process; ``None`` leaves a switch to the environment."""
+    """Set the process defaults of the switches; ``None`` leaves a switch to the environment.
+
+    An app's own settings (the Dash module's ``tracing``, ``logs`` and
+    ``metrics`` options) win inside its work.
+    """
     for name, value in (("TRACING", tracing), ("LOGS", logs), ("METRICS", metrics)):
         if value is None:
             _explicit.pop(name, None)
@@ -29,6 +36,11 @@ def configure(
 
 
 def _enabled(name: str) -> bool:
+    settings = current_settings()
+    if settings is not None:
+        scoped = settings.switch(name.lower())
+        if scoped is not None:
+            return scoped
     if name in _explicit:
         return _explicit[name]
     raw = os.environ.get(f"DASH_OAUTH_OTEL_{name}")

@@ -33,13 +33,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import switches
-from dash_oauth_otel.telemetry.audit import set_audit_hook
 from dash_oauth_otel.telemetry.correlation import context_attributes
 from dash_oauth_otel.telemetry.correlation import current_trace_id
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.redact import get_digest_key
-from dash_oauth_otel.telemetry.redact import set_digest_key
+from dash_oauth_otel.telemetry.settings import TelemetrySettings
+from dash_oauth_otel.telemetry.settings import use_settings
 
 __all__ = [
     "ALWAYS_CAPTURED",
@@ -184,19 +184,21 @@ def replay(
     """
     _apply_environment(context.environment)
     _run_init(worker_init, context.environment)
-    switches.configure(**context.switches)
-    if context.digest_key:
-        set_digest_key(bytes.fromhex(context.digest_key))
     collected: list[dict[str, Any]] = []
-    set_audit_hook(collected.append)
+    settings = TelemetrySettings(
+        tracing=context.switches.get("tracing"),
+        logs=context.switches.get("logs"),
+        metrics=context.switches.get("metrics"),
+        audit_hook=collected.append,
+        digest_key=bytes.fromhex(context.digest_key) if context.digest_key else None,
+    )
     set_context_attributes({**context.attributes, attr.DASH_PROCESS_ID: os.getpid()})
     token = otel_context.attach(_propagator.extract(context.carrier))
     try:
-        with trace_id_scope(context.trace_id):
+        with use_settings(settings), trace_id_scope(context.trace_id):
             yield collected
     finally:
         otel_context.detach(token)
-        set_audit_hook(None)
         set_context_attributes(None)
 
 

@@ -79,7 +79,7 @@ def load_client(path: str) -> OAuthClient:
 def task_sealer(client: OAuthClient) -> Sealer:
     """The sealer of task payloads and results (keyed by the client's state key)."""
     assert client.state_key is not None  # noqa: S101 - always set by OAuthClient
-    return Sealer(client.state_key, "task")
+    return Sealer(client.state_key, "task", context=client.record_context)
 
 
 def _exchange(client: OAuthClient, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -80,10 +80,8 @@ def serve_app(
         client_secret=registered.client_secret,
         redirect_uri=f"{origin}{prefix}oauth/callback",
         scopes=("profile", "email", "groups"),
-        state_key=SECRET,
-        state_store=MemoryStore(),
         response_mode=response_mode,  # type: ignore[arg-type]
-        **(client_options or {}),
+        **{"state_key": SECRET, "state_store": MemoryStore(), **(client_options or {})},
     )
     app = factory(client, **options)
     late.target = app.server

@@ -27,7 +27,7 @@ def test_login_sets_a_session_and_returns_to_the_page(running_app, telemetry):
         assert landed.headers["location"] == "/reports?x=1"
         assert landed.headers["cache-control"] == "no-store"
         cookie = landed.headers["set-cookie"]
-        assert "dash_oauth_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert "dash_oauth_session_" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
         index = http.get("/")
         assert index.status_code == 200
         status = http.get("/oauth/status").json()

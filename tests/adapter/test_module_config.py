@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import pytest
 from dash import Dash
@@ -48,8 +50,9 @@ def test_attaches_with_init_app():
 
 
 def test_https_app_uses_host_prefixed_secure_cookies():
-    module = DashOAuth(Dash(__name__), _client())
-    assert module.cookies.session_name == "__Host-dash_oauth_session"
+    client = _client()
+    module = DashOAuth(Dash(__name__), client)
+    assert module.cookies.session_name == f"__Host-dash_oauth_session_{client.namespace[:8]}"
     assert module.cookies.secure
 
 
@@ -58,11 +61,14 @@ def test_requires_a_client():
         DashOAuth(Dash(__name__))
 
 
-def test_requires_a_shared_secret():
+def test_requires_a_shared_state_key():
+    # A random state key opens only its own process's logins: refused even when
+    # the sessions get a secret of their own.
     client = _client(state_key=None)
-    with pytest.raises(ConfigError, match="secret_key"):
+    with pytest.raises(ConfigError, match="state_key"):
         DashOAuth(Dash(__name__), client)
-    assert DashOAuth(Dash(__name__), client, secret_key="x" * 32)
+    with pytest.raises(ConfigError, match="state_key"):
+        DashOAuth(Dash(__name__), client, secret_key="x" * 32)
 
 
 def test_short_secret_refused():
@@ -126,3 +132,33 @@ def test_default_store_is_shared_on_disk():
     client = dataclasses.replace(_client(), state_store=None)
     module = DashOAuth(Dash(__name__), client)
     assert type(module.client.state_store).__name__ == "DiskcacheStore"
+
+
+def test_the_module_leaves_the_apps_callback_checks_on():
+    """The author's own callback-ID mistakes stay visible: no app-wide suppression."""
+    app = Dash(__name__)
+    DashOAuth(app, _client())
+    assert app.config.suppress_callback_exceptions is False
+
+
+def test_one_module_serves_several_apps_with_the_same_layout():
+    module = DashOAuth(client=_client())
+    first, second = Dash("first"), Dash("second")
+    module.init_app(first)
+    module.init_app(second)
+    assert first.server.extensions["dash_oauth_otel"] is module
+    assert second.server.extensions["dash_oauth_otel"] is module
+    elsewhere = Dash("elsewhere", routes_pathname_prefix="/x/", requests_pathname_prefix="/")
+    with pytest.raises(ConfigError, match="needs a DashOAuth of its own"):
+        module.init_app(elsewhere)
+
+
+def test_the_default_store_belongs_to_the_client(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    one = DashOAuth(Dash("one"), _client(state_store=None))
+    other = DashOAuth(Dash("other"), _client(state_store=None, client_id="other-app"))
+    again = DashOAuth(Dash("again"), _client(state_store=None))
+    assert one.sessions.store.directory != other.sessions.store.directory
+    assert one.sessions.store.directory == again.sessions.store.directory
+    assert one.sessions.store.namespace == one.client.namespace
+    assert (Path(one.sessions.store.directory).parent.stat().st_mode & 0o777) == 0o700

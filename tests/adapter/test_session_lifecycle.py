@@ -7,6 +7,7 @@ import time
 
 from dash_oauth_otel import introspect_token
 from tests.adapter.conftest import app_and_browser
+from tests.cookies import session_cookie
 from tests.idp.harness import login
 
 
@@ -19,7 +20,7 @@ def _log_in(http, next_path="/"):
 
 
 def _session(running, http):
-    sid = http.cookies.get("dash_oauth_session")
+    sid = session_cookie(http.cookies)
     return running.module.sessions.load(sid)
 
 
@@ -147,10 +148,13 @@ def test_login_never_adopts_a_presented_session_id(running_app):
     # Session fixation: an id planted before login is never the session's id.
     with running_app.http() as http:
         http.cookies.set(
-            "dash_oauth_session", "planted-by-attacker-" + "x" * 30, domain="127.0.0.1", path="/"
+            running_app.module.cookies.session_name,
+            "planted-by-attacker-" + "x" * 30,
+            domain="127.0.0.1",
+            path="/",
         )
         _log_in(http)
-        issued = http.cookies.get("dash_oauth_session")
+        issued = session_cookie(http.cookies)
         assert issued != "planted-by-attacker-" + "x" * 30
         assert running_app.module.sessions.load(issued) is not None
 
@@ -158,11 +162,11 @@ def test_login_never_adopts_a_presented_session_id(running_app):
 def test_a_new_login_replaces_and_ends_the_old_session(running_app, telemetry):
     with running_app.http() as http:
         _log_in(http)
-        first = http.cookies.get("dash_oauth_session")
+        first = session_cookie(http.cookies)
         start = http.get("/oauth/login?next=/&reauth=1")
         result = login(start.headers["location"], http_client=http)
         result.deliver(http)
-        second = http.cookies.get("dash_oauth_session")
+        second = session_cookie(http.cookies)
         assert first != second
         assert running_app.module.sessions.load(first) is None
         assert running_app.module.sessions.load(second) is not None
@@ -242,6 +246,6 @@ def test_a_session_ended_elsewhere_is_not_served_from_memory(idp, telemetry):
         _log_in(http)
         assert http.get("/").status_code == 200
         assert http.get("/").status_code == 200
-        sid = http.cookies.get("dash_oauth_session")
+        sid = session_cookie(http.cookies)
         assert running.module.sessions.delete(sid) is not None
         assert http.get("/").status_code == 302

@@ -384,8 +384,12 @@ def assert_clean(page: Page) -> None:
 
 
 def cookie(context: BrowserContext, name: str) -> dict[str, Any] | None:
-    """The context's cookie called ``name`` (HttpOnly ones included), if any."""
-    found = [c for c in context.cookies() if c["name"] == name]
+    """The context's module cookie ``name`` (HttpOnly ones included), if any.
+
+    ``name`` is the base name: the module ends it in a digest of the app's client.
+    """
+    pattern = re.compile(rf"(__Host-)?{re.escape(name)}(_[0-9a-f]{{8}})?")
+    found = [c for c in context.cookies() if pattern.fullmatch(c["name"])]
     assert len(found) <= 1, found
     return dict(found[0]) if found else None
 
@@ -411,7 +415,7 @@ def replace_binding(context: BrowserContext, running: RunningApp) -> str:
     context.add_cookies(
         [
             {
-                "name": BINDING_COOKIE,
+                "name": running.module.cookies.binding_name,
                 "value": value,
                 "url": running.origin + "/",
                 "httpOnly": True,

@@ -156,11 +156,12 @@ def test_empty_state_rejected(make_client, browser_token):
 
 
 def test_cross_client_state_rejected(make_client, browser_token):
-    # Same key and store, other client: the sealed binding refuses it.
+    # Same key and store, other client: the state is sealed with the client id
+    # and issuer as associated data, so it does not even open.
     params = _start(make_client("conf-post"), browser_token)
     with pytest.raises(StateError) as caught:
         handle_callback(make_client("conf-basic"), params, browser_token)
-    assert caught.value.reason == "client_mismatch"
+    assert caught.value.reason == "gcm_auth_failed"
 
 
 def test_other_browser_rejected_without_consuming(make_client, browser_token, telemetry):

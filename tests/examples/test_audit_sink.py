@@ -7,6 +7,7 @@ import logging
 
 from examples.audit_sink import install_json_lines_sink
 from tests.adapter.conftest import app_and_browser
+from tests.cookies import session_cookie
 from tests.idp.harness import login
 
 
@@ -18,7 +19,7 @@ def test_login_and_logout_are_written_as_json_lines(idp, tmp_path):
             start = http.get("/oauth/login?next=/")
             result = login(start.headers["location"], http_client=http)
             result.deliver(http)
-            sid = http.cookies.get("dash_oauth_session")
+            sid = session_cookie(http.cookies)
             token = running.module.sessions.load(sid).token
             csrf = http.get("/oauth/status").json()["csrf_token"]
             http.post("/oauth/logout", data={"csrf_token": csrf})

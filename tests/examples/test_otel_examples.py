@@ -61,6 +61,8 @@ telemetry = example.setup_telemetry()
 
 from tests.adapter.conftest import serve_app
 from tests.idp.harness import TestProvider, login
+from tests.cookies import session_cookie
+from tests.cookies import binding_cookie
 
 
 class Attached(TestProvider):
@@ -78,14 +80,14 @@ seen = []
 with serve_app(idp) as running, running.http() as http:
     first = http.get("/oauth/login?next=/")
     assert first.status_code == 302, first.text
-    seen.append(http.cookies.get("dash_oauth_binding"))
+    seen.append(binding_cookie(http.cookies))
     result = login(first.headers["location"], http_client=http)
     seen += [result.code, result.state]
     landed = result.deliver(http)
     assert landed.status_code == 303, landed.text
     status = http.get("/oauth/status").json()
     assert status["authenticated"] is True
-    sid = http.cookies.get("dash_oauth_session")
+    sid = session_cookie(http.cookies)
     token = running.module.sessions.load(sid).token
     seen += [sid, token.access_token, token.refresh_token, token.id_token]
     seen += [running.client.client_secret, status["csrf_token"]]

@@ -191,9 +191,9 @@ class Exposure:
             if kind.startswith(("text/", "application/json")) and not response.is_redirect:
                 self.pages.append((where, response.text))
             for name, value in response.cookies.items():
-                if name.endswith(SESSION_COOKIE):
+                if SESSION_COOKIE in name:
                     self._session_secrets(running, value)
-                elif name.endswith(BINDING_COOKIE):
+                elif BINDING_COOKIE in name:
                     self.secret(value)
 
         client = httpx.Client(

@@ -159,7 +159,7 @@ def test_code_of_another_client_is_refused_by_the_provider(idp, exposure, teleme
             "/oauth/callback", params=dict(issued_to_a.params), follow_redirects=False
         )
         assert error_code(forwarded) == "invalid_state"
-        assert _reasons(telemetry) == ["client_mismatch"]
+        assert _reasons(telemetry) == ["gcm_auth_failed"]  # sealed for client A
 
         # A's code with a state B issued to this very browser.
         own = exposure.login(browser_b, exposure.start(browser_b))

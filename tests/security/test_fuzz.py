@@ -198,7 +198,8 @@ def test_fuzz_callback_query(fuzz_app, query, with_binding):
     """
     with _Audit() as audit, fuzz_app.server.test_client() as browser:
         if with_binding:
-            browser.set_cookie("dash_oauth_binding", secrets.token_urlsafe(32))
+            module = fuzz_app.server.extensions["dash_oauth_otel"]
+            browser.set_cookie(module.cookies.binding_name, secrets.token_urlsafe(32))
         response = browser.get("/oauth/callback", query_string=query)
         _check_rejection(response, audit, query)
 
@@ -327,7 +328,8 @@ def test_fuzz_cookie_readers(fuzz_app, session, binding, other):
     ``InputError`` only.
     """
     module = fuzz_app.server.extensions["dash_oauth_otel"]
-    header = f"dash_oauth_session={session}; dash_oauth_binding={binding}"
+    cookies = module.cookies
+    header = f"{cookies.session_name}={session}; {cookies.binding_name}={binding}"
     with fuzz_app.server.test_request_context("/", headers={"Cookie": header}):
         sid = module.cookies.session_id(flask.request)
         presented = module.cookies.binding(flask.request)

@@ -11,7 +11,7 @@ import pytest
 
 from dash_oauth_otel import introspect_token
 from tests.adapter.conftest import serve_app
-from tests.security.support import SESSION_COOKIE
+from tests.cookies import session_cookie
 from tests.security.support import error_code
 
 
@@ -32,7 +32,7 @@ def _signed_in(exposure, app, username="alice"):
 def _still_signed_in(app, http, username="alice"):
     status = http.get("/oauth/status").json()
     assert status["authenticated"] is True and status["user"]["sub"] == username
-    record = app.module.sessions.load(http.cookies.get(SESSION_COOKIE))
+    record = app.module.sessions.load(session_cookie(http.cookies))
     assert record is not None
     assert introspect_token(app.client, record.token, "refresh").active
 

@@ -18,9 +18,9 @@ import pytest
 from dash_oauth_otel import DiskcacheStore
 from dash_oauth_otel.core.state import state_store_key
 from tests.adapter.conftest import serve_app
+from tests.cookies import session_cookie
 from tests.security.support import EVERYWHERE
 from tests.security.support import NOT_IN_PAGES
-from tests.security.support import SESSION_COOKIE
 from tests.security.support import TELEMETRY
 from tests.security.support import Exposure
 from tests.security.support import error_code
@@ -45,7 +45,7 @@ def _one_time_values(exposure, running, state):
 
 
 def _current_tokens(exposure, running, http):
-    record = running.module.sessions.load(http.cookies.get(SESSION_COOKIE))
+    record = running.module.sessions.load(session_cookie(http.cookies))
     assert record is not None
     token = record.token
     exposure.secret(token.access_token, token.refresh_token, token.id_token)
@@ -161,7 +161,7 @@ def test_store_keeps_no_secret_in_the_clear(idp, exposure, telemetry, tmp_path):
             tokens.access_token,
             tokens.refresh_token,
             tokens.id_token,
-            done.cookies.get(SESSION_COOKIE),
+            session_cookie(done.cookies),
             waiting.state,
             values["v"],
             values["n"],

@@ -12,6 +12,7 @@ needed); the provider is the real one, which only sees the redirect URI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -64,11 +65,12 @@ def https_app(idp) -> Iterator[HttpsApp]:
 
 
 def _set_cookies(response) -> dict[str, Any]:
+    """The cookies a response sets, by base name (without the app's suffix)."""
     jar: dict[str, Any] = {}
     for header in response.headers.getlist("Set-Cookie"):
         parsed = SimpleCookie()
         parsed.load(header)
-        jar.update(parsed)
+        jar.update({re.sub(r"_[0-9a-f]{8}$", "", name): value for name, value in parsed.items()})
     return jar
 
 
@@ -109,7 +111,9 @@ def test_planted_host_cookie_is_never_adopted(https_app, telemetry):
     """
     browser = https_app.browser()
     planted = "planted-by-attacker-" + "x" * 30
-    browser.set_cookie(SESSION, planted, domain="app.test", secure=True)
+    browser.set_cookie(
+        https_app.module.cookies.session_name, planted, domain="app.test", secure=True
+    )
     landed = _log_in(browser)
     issued = _set_cookies(landed)[SESSION].value
     assert issued != planted
@@ -127,11 +131,14 @@ def test_unprefixed_cookie_from_a_sibling_domain_is_ignored(https_app, telemetry
     """
     attacker = https_app.browser()
     _log_in(attacker, "mallory")
-    attackers_sid = attacker.get_cookie(SESSION, domain="app.test").value
+    attackers_sid = attacker.get_cookie(
+        https_app.module.cookies.session_name, domain="app.test"
+    ).value
     assert _status(attacker)["user"]["sub"] == "mallory"
 
     victim = https_app.browser()
-    victim.set_cookie("dash_oauth_session", attackers_sid, domain=".app.test")
+    unprefixed = https_app.module.cookies.session_name.removeprefix("__Host-")
+    victim.set_cookie(unprefixed, attackers_sid, domain=".app.test")
     assert _status(victim)["authenticated"] is False
     page = victim.get(f"{ORIGIN}/reports", headers={"Accept": "text/html"})
     assert page.status_code == 302 and "/oauth/login" in page.headers["Location"]

@@ -63,6 +63,8 @@ from dash_oauth_otel.telemetry.metrics import LOGIN_OUTCOMES
 from tests import otel
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
+from tests.cookies import binding_cookie
+from tests.cookies import session_cookie
 from tests.idp.harness import DEFAULT_REDIRECT_URI
 from tests.idp.harness import STATIC_CLIENTS
 from tests.idp.harness import LoginResult
@@ -417,14 +419,14 @@ def _module_login(notes: Notes, running: RunningApp, http: httpx.Client) -> http
     notes.secret("client_secret", running.client.client_secret)
     first = http.get("/oauth/login?next=/")
     assert first.status_code == 302, first.text
-    notes.secret("binding_cookie", http.cookies.get("dash_oauth_binding"))
+    notes.secret("binding_cookie", binding_cookie(http.cookies))
     result = login(first.headers["location"], http_client=http)
     _note_response(notes, running.module.client, result)
     return result.deliver(http)
 
 
 def _note_session(notes: Notes, running: RunningApp, http: httpx.Client) -> Any:
-    sid = http.cookies.get("dash_oauth_session")
+    sid = session_cookie(http.cookies)
     notes.secret("session_cookie", sid)
     record = running.module.sessions.load(sid)
     assert record is not None
@@ -444,7 +446,9 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
     with rec.flow("module.login_logout") as notes:
         with serve_app(idp) as running, running.http() as http:
             # A malformed binding cookie is replaced (audit_invalid_browser_token).
-            http.cookies.set("dash_oauth_binding", "tooshort", domain="127.0.0.1", path="/")
+            http.cookies.set(
+                running.module.cookies.binding_name, "tooshort", domain="127.0.0.1", path="/"
+            )
             landed = _module_login(notes, running, http)
             assert landed.status_code == 303, landed.text
             _note_session(notes, running, http)
@@ -463,11 +467,29 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
             assert refused.status_code == 403
         _logins_of(notes)
 
+    with rec.flow("module.foreign_session") as notes:
+        # A's session id presented to B, which shares A's store: sealed for
+        # client A, B refuses it (audit_session_rejected).
+        shared = {"state_store": MemoryStore()}
+        with (
+            serve_app(idp, client_options=shared) as running,
+            serve_app(idp, client_options=shared) as other,
+            running.http() as http,
+            other.http() as elsewhere,
+        ):
+            assert _module_login(notes, running, http).status_code == 303
+            _note_session(notes, running, http)
+            elsewhere.cookies.set(
+                other.module.cookies.session_name, session_cookie(http.cookies) or ""
+            )
+            assert elsewhere.get("/oauth/status").json()["authenticated"] is False
+        _logins_of(notes)
+
     with rec.flow("module.form_post") as notes:
         with serve_app(idp, response_mode="form_post") as running, running.http() as http:
             notes.secret("client_secret", running.client.client_secret)
             first = http.get("/oauth/login?next=/x")
-            notes.secret("binding_cookie", http.cookies.get("dash_oauth_binding"))
+            notes.secret("binding_cookie", binding_cookie(http.cookies))
             result = login(first.headers["location"], http_client=http)
             assert result.response_mode == "form_post"
             _note_response(notes, running.module.client, result)
@@ -556,10 +578,10 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
         with serve_app(idp) as running, running.http() as http:
             notes.secret("client_secret", running.client.client_secret)
             first = http.get("/oauth/login?next=/")
-            notes.secret("binding_cookie", http.cookies.get("dash_oauth_binding"))
+            notes.secret("binding_cookie", binding_cookie(http.cookies))
             result = login(first.headers["location"], http_client=http)
             _note_response(notes, running.module.client, result)
-            http.cookies.delete("dash_oauth_binding")
+            http.cookies.delete(running.module.cookies.binding_name)
             failed = result.deliver(http)
             assert failed.status_code == 400
         _logins_of(notes)

@@ -30,6 +30,7 @@ from examples.basic_app import create_app
 from tests.adapter.conftest import SECRET
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
+from tests.cookies import session_cookie
 from tests.idp.harness import TestProvider
 from tests.idp.harness import login
 from tests.workers.celery_app import make_app
@@ -148,7 +149,7 @@ def test_login_refresh_introspect_and_revoke_on_celery_workers(
             assert landed.status_code == 303 and landed.headers["location"] == "/done"
             status = http.get("/oauth/status").json()
             assert status["authenticated"] and status["user"]["sub"] == "alice"
-            sid = http.cookies.get("dash_oauth_session")
+            sid = session_cookie(http.cookies)
             first = module.sessions.load(sid).token
 
             # Refresh: inside the lead, the request starts it in the background.
@@ -242,7 +243,7 @@ def test_a_changed_otel_variable_reaches_the_celery_worker_for_the_next_task(
     ):
         landed, _result = async_login(http)
         assert landed.status_code == 303
-        token = running.module.sessions.load(http.cookies.get("dash_oauth_session")).token
+        token = running.module.sessions.load(session_cookie(http.cookies)).token
         monkeypatch.setenv("OTEL_SERVICE_NAME", "celery-second")
         running.module.dispatcher.run(
             running.module.client, "introspect", {"token": token.to_dict(), "which": "access"}

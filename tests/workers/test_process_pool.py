@@ -6,6 +6,7 @@ import time
 
 from dash_oauth_otel.telemetry import spans
 from tests.adapter.conftest import serve_app
+from tests.cookies import session_cookie
 from tests.idp.harness import login
 from tests.workers.conftest import worker_factory
 from tests.workers.conftest import worker_spans
@@ -66,7 +67,7 @@ def test_refresh_in_a_worker_with_one_trace(idp, pool, span_file, telemetry):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         time.sleep(0.5)
-        sid = http.cookies.get("dash_oauth_session")
+        sid = session_cookie(http.cookies)
         record = running.module.sessions.load(sid)
         assert record.epoch == 1
     parent = telemetry.span(spans.REFRESH)

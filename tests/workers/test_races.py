@@ -32,6 +32,8 @@ from dash_oauth_otel.workers import WorkerTimeoutError
 from examples.basic_app import create_app
 from tests.adapter.conftest import SECRET
 from tests.adapter.conftest import serve_app
+from tests.cookies import cookie_name
+from tests.cookies import session_cookie
 from tests.workers.conftest import CLIENT_PATH
 from tests.workers.conftest import WORKER_INIT
 from tests.workers.conftest import worker_factory
@@ -85,7 +87,7 @@ def _warm(module: Any, span_file: Path) -> int:
 
 
 def _session(http: httpx.Client, module: Any) -> Any:
-    return module.sessions.load(http.cookies.get("dash_oauth_session"))
+    return module.sessions.load(session_cookie(http.cookies))
 
 
 # -- logout while a refresh is in flight ------------------------------------------------
@@ -191,7 +193,7 @@ def test_two_web_processes_refresh_one_session_with_one_provider_call(idp, tmp_p
         wait_for(lambda: _answers(origin), what="gunicorn")
         landed, _ = async_login(http)
         assert landed.status_code == 303, landed.text[:300]
-        cookie = http.cookies.get("dash_oauth_session")
+        cookie = session_cookie(http.cookies)
         # Let the access token expire: the next requests must wait for a new one.
         time.sleep(3.3)
         idp.delay_token_endpoint(ms=1500, times=2)
@@ -199,7 +201,7 @@ def test_two_web_processes_refresh_one_session_with_one_provider_call(idp, tmp_p
 
         def ask() -> None:
             with httpx.Client(base_url=origin, timeout=30) as browser:
-                browser.cookies.set("dash_oauth_session", cookie)
+                browser.cookies.set(cookie_name(http.cookies, "dash_oauth_session"), cookie)
                 answer = browser.get("/pid")
                 assert answer.status_code == 200, answer.text[:300]
                 answers.append(answer.json())
@@ -247,7 +249,7 @@ def test_a_worker_killed_during_an_exchange_gives_a_typed_error(idp, pool, span_
             assert page.status_code == 502 and "transport_error" in page.text
             # The session is consistent: none was created, none is half-made.
             assert http.get("/oauth/status").json()["authenticated"] is False
-            assert http.cookies.get("dash_oauth_session") is None
+            assert session_cookie(http.cookies) is None
             assert not telemetry.events("audit_session_started")
         failed = telemetry.events("audit_login_failed")
         assert len(failed) == 1

@@ -139,6 +139,7 @@ class DashOAuth:
             secret=self._secret,
             idle_timeout=self.options.idle_timeout,
             max_lifetime=self.options.max_lifetime,
+            issuer=client.provider.issuer or client.provider.name,
         )
         self.module_id = "dash_oauth_otel"
         self.dispatcher: Dispatcher | None = None

@@ -13,7 +13,9 @@
   the provider loads it in an iframe.  A cross-site iframe carries no
   ``SameSite=Lax`` cookie, so the sessions are found by ``sid`` through the
   store's index; without ``iss`` and ``sid`` only the session of the cookie the
-  request carries (if any) ends.  The answer is a tiny page that may be framed.
+  request carries (if any) ends, and only when the browser says the request
+  loads a frame (``Sec-Fetch-Dest``), never on a top-level navigation from
+  another site.  The answer is a tiny page that may be framed.
 
 Both answer ``Cache-Control: no-store`` and emit a span and an audit event;
 the token, the ``sid`` and the subject only ever appear as keyed digests.
@@ -169,6 +171,14 @@ def _frontchannel_sessions(module: DashOAuth) -> tuple[list[SessionRecord], str 
     """
     iss, sid = _one("iss"), _one("sid")
     if iss is None and sid is None:
+        # Only a frame may end the cookie's session this way: a top-level GET
+        # from another site carries the SameSite=Lax cookie too (logout CSRF).
+        dest = flask.request.headers.get("Sec-Fetch-Dest")
+        if dest is not None and dest not in ("iframe", "frame"):
+            raise InputError(
+                "A front-channel logout without 'iss' and 'sid' must come from a frame.",
+                reason="not_framed",
+            )
         record = module.sessions.load(module.cookies.session_id(flask.request))
         return ([record] if record is not None else []), None
     if iss is None or sid is None:

@@ -39,6 +39,7 @@ from dash_oauth_otel.errors import HTTPError as HTTPError
 from dash_oauth_otel.errors import IDTokenError as IDTokenError
 from dash_oauth_otel.errors import InputError as InputError
 from dash_oauth_otel.errors import JWKSError as JWKSError
+from dash_oauth_otel.errors import LogoutTokenError as LogoutTokenError
 from dash_oauth_otel.errors import NonceError as NonceError
 from dash_oauth_otel.errors import PermissionDeniedError as PermissionDeniedError
 from dash_oauth_otel.errors import PKCEError as PKCEError
@@ -67,6 +68,7 @@ __all__ = [
     "InputError",
     "IntrospectionResult",
     "JWKSError",
+    "LogoutTokenError",
     "MemoryStore",
     "NonceError",
     "OAuthClient",

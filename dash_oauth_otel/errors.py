@@ -13,6 +13,7 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── PKCEError              the PKCE verifier is missing or malformed
     ├── NonceError             the ID token nonce does not match
     ├── IDTokenError           the ID token failed validation
+    ├── LogoutTokenError       a back-channel logout token failed validation
     ├── JWKSError              the provider's key set is unusable
     ├── TokenEndpointError     the token endpoint refused or answered badly
     ├── UserinfoError          the userinfo response failed validation
@@ -41,6 +42,7 @@ __all__ = [
     "IDTokenError",
     "InputError",
     "JWKSError",
+    "LogoutTokenError",
     "NonceError",
     "PKCEError",
     "PermissionDeniedError",
@@ -171,6 +173,20 @@ class IDTokenError(DashOAuthError):
     """The ID token failed validation (signature, algorithm or claims)."""
 
     error = "invalid_id_token"
+
+
+class LogoutTokenError(DashOAuthError):
+    """A back-channel logout token failed validation (Back-Channel Logout 1.0 §2.6).
+
+    :attr:`reason` names the defect: ``malformed``, ``header_invalid``,
+    ``alg_not_allowed``, ``wrong_typ``, ``unknown_kid``, ``bad_signature``,
+    ``wrong_issuer``, ``wrong_audience``, ``missing_iat``, ``iat_in_future``,
+    ``too_old``, ``expired``, ``missing_jti``, ``missing_events``,
+    ``wrong_event``, ``nonce_present``, ``missing_sid_and_sub`` or
+    ``replayed_jti``.  The relying party answers HTTP 400 (§2.8).
+    """
+
+    error = "invalid_logout_token"
 
 
 class JWKSError(DashOAuthError):

@@ -6,7 +6,8 @@ A Dash author writes::
     auth = DashOAuth(app, client)  # or DashOAuth(client=client).init_app(app)
 
 and the whole app is behind login: routes under ``<prefix>oauth/`` (login,
-callback GET and ``form_post`` POST, logout, status), a guard before every
+callback GET and ``form_post`` POST, logout, status, and the provider's
+``backchannel-logout`` and ``frontchannel-logout``), a guard before every
 request, session cookies and records, token refresh, logout and session end.
 Per-app state lives in ``app.server.extensions``; the module keeps no app
 reference beyond what its routes need.
@@ -148,6 +149,7 @@ class DashOAuth:
             audit_fields=client.audit_fields(),
             idle_timeout=self.options.idle_timeout,
             max_lifetime=self.options.max_lifetime,
+            issuer=client.provider.issuer or client.provider.name,
         )
         self.module_id = "dash_oauth_otel"
         self.dispatcher: Dispatcher | None = None

@@ -1,5 +1,7 @@
 """The module's routes: login, callback (query and ``form_post``), logout and status.
 
+The provider-initiated logout routes live in :mod:`.provider_logout`.
+
 All live under ``<routes_pathname_prefix>oauth/``.  Responses that touch the
 flow carry ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer``;
 the address bar never keeps ``code``, ``state``, ``iss`` or a bridge handle.
@@ -24,6 +26,8 @@ from dash_oauth_otel.adapter.layout import public_state
 from dash_oauth_otel.adapter.pages import error_page
 from dash_oauth_otel.adapter.pages import no_store
 from dash_oauth_otel.adapter.pages import step_page
+from dash_oauth_otel.adapter.provider_logout import backchannel_logout
+from dash_oauth_otel.adapter.provider_logout import frontchannel_logout
 from dash_oauth_otel.core.callback import check_callback_issuer
 from dash_oauth_otel.core.callback import complete_callback
 from dash_oauth_otel.core.callback import parse_callback_params
@@ -63,6 +67,14 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
         ("callback", "callback", lambda: callback(module), ["GET", "POST"]),
         ("logout", "logout", lambda: logout(module), ["POST"]),
         ("status", "status", lambda: status(module), ["GET"]),
+        # Provider-initiated logout (OpenID Back-Channel / Front-Channel Logout 1.0).
+        ("backchannel-logout", "backchannel_logout", lambda: backchannel_logout(module), ["POST"]),
+        (
+            "frontchannel-logout",
+            "frontchannel_logout",
+            lambda: frontchannel_logout(module),
+            ["GET"],
+        ),
     ]
     for name, endpoint, view, methods in rules:
         server.add_url_rule(

@@ -6,11 +6,17 @@ it names lives in the store under a hash of the id, sealed with AES-256-GCM
 the lifecycle times.  A session ends on logout, idle timeout, absolute lifetime
 or a failed refresh; :meth:`SessionManager.end` then optionally revokes its
 tokens.
+
+For OpenID Connect back- and front-channel logout the store also keeps an
+index from the provider's session id (``sid`` of the ID token), and from the
+subject, to the sessions of this app that it names, so that any process can
+find and end them when the provider says that session is over.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import threading
 import time
@@ -31,6 +37,7 @@ from dash_oauth_otel.errors import StateError
 from dash_oauth_otel.telemetry import audit
 
 __all__ = [
+    "INDEX_PREFIXES",
     "SESSION_PREFIX",
     "TOUCH_INTERVAL",
     "SessionManager",
@@ -38,6 +45,9 @@ __all__ = [
 ]
 
 SESSION_PREFIX = "session:"
+INDEX_PREFIXES = {"sid": "session-sid:", "sub": "session-sub:"}
+"""Store keys of the index from a provider ``sid`` / a subject to session keys."""
+_INDEX_MAX = 64  # sessions kept per sid or subject (the oldest are dropped)
 _GRACE = 3600.0  # records outlive their logical end so the sweeper can still revoke
 TOUCH_INTERVAL = 15.0  # most seconds between two writes of a session's last activity
 _DECODED_CACHE_SIZE = 256  # records kept decoded per process, keyed by their sealed bytes
@@ -57,6 +67,8 @@ class SessionRecord:
     refresh_failures: int = 0
     next_refresh_at: float = 0.0
     error: str | None = None
+    op_sid: str | None = field(default=None, repr=False)
+    """The provider's session id (the ID token's ``sid``), if it sent one."""
 
     @cached_property
     def sid_digest(self) -> str:
@@ -76,6 +88,7 @@ class SessionRecord:
             "refresh_failures": self.refresh_failures,
             "next_refresh_at": self.next_refresh_at,
             "error": self.error,
+            "op_sid": self.op_sid,
         }
 
     @classmethod
@@ -92,11 +105,16 @@ class SessionRecord:
             refresh_failures=int(data.get("refresh_failures", 0)),
             next_refresh_at=float(data.get("next_refresh_at", 0.0)),
             error=data.get("error"),
+            op_sid=_optional_str(data.get("op_sid")),
         )
 
 
 def _sid_digest(sid: str) -> str:
     return hashlib.sha256(b"dash_oauth_otel/sid\0" + sid.encode()).hexdigest()[:32]
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _key(sid: str) -> str:
@@ -121,6 +139,7 @@ class SessionManager:
         another client or issuer does not open, even under the same secret.
     :param audit_fields: The client fields of the audit event emitted when a
         stored record does not open.
+    :param issuer: The provider's issuer, scoping the ``sid``/``sub`` index.
     """
 
     store: Store
@@ -130,6 +149,7 @@ class SessionManager:
     clock: Callable[[], float] = time.time
     context: str = ""
     audit_fields: Mapping[str, str | None] = field(default_factory=dict)
+    issuer: str = ""
 
     def __post_init__(self) -> None:
         self.touch_interval = min(TOUCH_INTERVAL, self.idle_timeout / 4)
@@ -157,8 +177,10 @@ class SessionManager:
             created_at=now,
             last_seen=now,
             auth_time=auth_time if auth_time is not None else now,
+            op_sid=_optional_str((token.id_token_claims or {}).get("sid")),
         )
         self.save(record)
+        self._index(record)
         return record
 
     def save(self, record: SessionRecord) -> None:
@@ -267,3 +289,70 @@ class SessionManager:
             record = self._decode(self.store.get(key), None)
             if record is not None:
                 yield record
+
+    # -- the provider-session index ---------------------------------------------
+
+    def _index_key(self, kind: str, value: str) -> str:
+        material = "\0".join((self.issuer, value)).encode("utf-8", "surrogatepass")
+        return INDEX_PREFIXES[kind] + hashlib.sha256(material).hexdigest()
+
+    def _index(self, record: SessionRecord) -> None:
+        """Add ``record`` to the index of its provider ``sid`` and of its subject."""
+        for kind, value in (("sid", record.op_sid), ("sub", record.token.subject)):
+            if value:
+                self._rewrite_index(self._index_key(kind, value), add=_key(record.sid))
+
+    def _rewrite_index(self, index_key: str, *, add: str | None = None) -> None:
+        """Drop ended sessions from an index entry (and add one), under its lock."""
+        with self.store.lock(f"index-write:{index_key}", ttl=10.0, wait=5.0) as acquired:
+            if not acquired and add is None:
+                return  # a cleanup can wait for the next reader
+            keys = [k for k in self._index_keys(index_key) if self.store.get(k) is not None]
+            if add is not None and add not in keys:
+                keys.append(add)
+            keys = keys[-_INDEX_MAX:]
+            if keys:
+                ttl = self.max_lifetime + _GRACE  # no record outlives this
+                self.store.set(index_key, json.dumps(keys).encode(), ttl)
+            else:
+                self.store.delete(index_key)
+
+    def _index_keys(self, index_key: str) -> list[str]:
+        raw = self.store.get(index_key)
+        try:
+            keys = json.loads(raw) if raw is not None else []
+        except ValueError:
+            return []
+        if not isinstance(keys, list):
+            return []
+        return [k for k in keys if isinstance(k, str) and k.startswith(SESSION_PREFIX)]
+
+    def sessions_of(
+        self, *, op_sid: str | None = None, sub: str | None = None
+    ) -> list[SessionRecord]:
+        """The live sessions of a provider session (``op_sid``) or, without one, a subject.
+
+        With both, only sessions of that ``op_sid`` whose subject is ``sub``.
+        Entries of ended sessions are dropped from the index on the way.
+        """
+        if op_sid:
+            index_key = self._index_key("sid", op_sid)
+        elif sub:
+            index_key = self._index_key("sub", sub)
+        else:
+            return []
+        found: list[SessionRecord] = []
+        stale = False
+        for key in self._index_keys(index_key):
+            record = self._decode(self.store.get(key), None)
+            if record is None:
+                stale = True
+                continue
+            if op_sid and record.op_sid != op_sid:
+                continue
+            if sub and record.token.subject != sub:
+                continue
+            found.append(record)
+        if stale:
+            self._rewrite_index(index_key)
+        return found

@@ -389,8 +389,10 @@ def check_refresh_continuity(original: Mapping[str, Any], refreshed: Mapping[str
     ``iss`` and ``sub`` must be equal and ``aud`` equal as a set.  When both
     tokens carry ``auth_time`` the values must be equal (the refreshed token
     may omit it: §12.2 constrains its value only "if the ID Token contains" it).
-    When the refreshed token carries a ``nonce`` it must equal the original's.
-    Both mappings must already be validated claims.
+    When the refreshed token carries a ``nonce`` it must equal the original's,
+    and when it carries a ``sid`` it must equal the original's too (the
+    provider's session the relying party indexed at login, Back-Channel
+    Logout 1.0 §2.1).  Both mappings must already be validated claims.
 
     :raises IDTokenError: With reason ``refresh_continuity_<claim>``.
     """
@@ -406,6 +408,8 @@ def check_refresh_continuity(original: Mapping[str, Any], refreshed: Mapping[str
             raise _discontinuity("auth_time")
     if "nonce" in refreshed and not _same_secret(refreshed["nonce"], original.get("nonce")):
         raise _discontinuity("nonce")
+    if "sid" in refreshed and refreshed["sid"] != original.get("sid"):
+        raise _discontinuity("sid")
 
 
 def _discontinuity(name: str) -> IDTokenError:

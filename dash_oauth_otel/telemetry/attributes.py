@@ -28,6 +28,9 @@ __all__ = [
     "OAUTH_ID_TOKEN_REQUIRED",
     "OAUTH_ID_TOKEN_VALIDATED",
     "OAUTH_ID_TOKEN_VALIDATION_ENABLED",
+    "OAUTH_LOGOUT_SESSIONS_ENDED",
+    "OAUTH_LOGOUT_SID_DIGEST",
+    "OAUTH_LOGOUT_SUB_DIGEST",
     "OAUTH_MAX_AGE_REQUESTED",
     "OAUTH_NONCE_ENABLED",
     "OAUTH_PAR_USED",
@@ -101,6 +104,13 @@ OAUTH_SUPPORTED: Final = "oauth.supported"
 OAUTH_REVOKED: Final = "oauth.revoked"
 OAUTH_ACTIVE: Final = "oauth.active"
 OAUTH_STATUS: Final = "oauth.status"
+
+# Provider-initiated logout (back- and front-channel).
+OAUTH_LOGOUT_SESSIONS_ENDED: Final = "oauth.logout.sessions_ended"
+OAUTH_LOGOUT_SID_DIGEST: Final = "oauth.logout.sid_digest"
+"""Keyed digest of the provider's session id named by the logout."""
+OAUTH_LOGOUT_SUB_DIGEST: Final = "oauth.logout.sub_digest"
+"""Keyed digest of the subject named by the logout."""
 
 # Dash metadata (the catalog's ``shiny.*`` keys).
 DASH_MODULE_ID: Final = "dash.module_id"

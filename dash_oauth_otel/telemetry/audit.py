@@ -37,12 +37,16 @@ from dash_oauth_otel.telemetry.settings import current_settings
 from dash_oauth_otel.telemetry.switches import logs_enabled
 
 __all__ = [
+    "AUDIT_BACKCHANNEL_LOGOUT",
+    "AUDIT_BACKCHANNEL_LOGOUT_REJECTED",
     "AUDIT_CALLBACK_ISS_MISMATCH",
     "AUDIT_CALLBACK_ISS_MISSING",
     "AUDIT_CALLBACK_QUERY_REJECTED",
     "AUDIT_CALLBACK_RECEIVED",
     "AUDIT_CALLBACK_VALIDATION_FAILED",
     "AUDIT_CALLBACK_VALIDATION_SUCCESS",
+    "AUDIT_FRONTCHANNEL_LOGOUT",
+    "AUDIT_FRONTCHANNEL_LOGOUT_REJECTED",
     "AUDIT_INVALID_BROWSER_TOKEN",
     "AUDIT_LOGIN_FAILED",
     "AUDIT_LOGIN_SUCCESS",
@@ -95,6 +99,10 @@ AUDIT_SESSION_REJECTED: Final = "audit_session_rejected"
 AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION: Final = "audit_refresh_failed_but_kept_session"
 AUDIT_INVALID_BROWSER_TOKEN: Final = "audit_invalid_browser_token"
 AUDIT_STALE_RESULT_REVOKED: Final = "audit_stale_result_revoked"
+AUDIT_BACKCHANNEL_LOGOUT: Final = "audit_backchannel_logout"
+AUDIT_BACKCHANNEL_LOGOUT_REJECTED: Final = "audit_backchannel_logout_rejected"
+AUDIT_FRONTCHANNEL_LOGOUT: Final = "audit_frontchannel_logout"
+AUDIT_FRONTCHANNEL_LOGOUT_REJECTED: Final = "audit_frontchannel_logout_rejected"
 ERROR: Final = "error"
 HTTP_ERROR: Final = "http_error"
 TRANSPORT_ERROR: Final = "transport_error"

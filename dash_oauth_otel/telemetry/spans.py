@@ -31,12 +31,14 @@ from dash_oauth_otel.telemetry.correlation import current_trace_id
 from dash_oauth_otel.telemetry.switches import tracing_enabled
 
 __all__ = [
+    "BACKCHANNEL_LOGOUT",
     "CALLBACK",
     "CALLBACK_VALIDATE",
     "CALLBACK_WORKER",
     "DISCOVERY",
     "DISCOVERY_HTTP",
     "FORM_POST",
+    "FRONTCHANNEL_LOGOUT",
     "FORM_POST_BRIDGE",
     "JWKS",
     "JWKS_HTTP",
@@ -102,6 +104,10 @@ DISCOVERY_HTTP: Final = "dash_oauth_otel.discovery.http"
 JWKS: Final = "dash_oauth_otel.jwks"
 """Beyond the seed catalog: a JWKS fetch (initial, expired or on an unknown kid)."""
 JWKS_HTTP: Final = "dash_oauth_otel.jwks.http"
+BACKCHANNEL_LOGOUT: Final = "dash_oauth_otel.backchannel_logout"
+"""Beyond the seed catalog: the provider POSTs a logout token (Back-Channel Logout 1.0)."""
+FRONTCHANNEL_LOGOUT: Final = "dash_oauth_otel.frontchannel_logout"
+"""Beyond the seed catalog: the provider frames the logout URI (Front-Channel Logout 1.0)."""
 
 
 def _clean(attributes: Attributes | None) -> dict[str, AttributeValue]:

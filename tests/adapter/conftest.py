@@ -62,9 +62,15 @@ def serve_app(
     response_mode: str | None = None,
     factory: Callable[..., Any] = create_app,
     client_options: dict[str, Any] | None = None,
+    backchannel_logout: bool = False,
     **options: Any,
 ) -> Iterator[RunningApp]:
-    """Serve an example app for a freshly registered client; stop it afterwards."""
+    """Serve an example app for a freshly registered client; stop it afterwards.
+
+    With ``backchannel_logout`` the client is registered with the app's
+    ``oauth/backchannel-logout`` as ``backchannel_logout_uri`` (and ``sid``
+    required), so the provider sends logout tokens to the app.
+    """
     late = _LateApp()
     server = make_server("127.0.0.1", 0, late, threaded=True)
     origin = f"http://127.0.0.1:{server.server_port}"
@@ -72,6 +78,10 @@ def serve_app(
         [f"{origin}{prefix}oauth/callback"],
         access_token_ttl=access_token_ttl,
         post_logout_redirect_uris=[f"{origin}{prefix}"],
+        backchannel_logout_uri=f"{origin}{prefix}oauth/backchannel-logout"
+        if backchannel_logout
+        else None,
+        backchannel_logout_session_required=backchannel_logout,
     )
     provider = oidc_discover(idp.issuer, name="test-idp", allow_insecure_loopback=True)
     client = OAuthClient(

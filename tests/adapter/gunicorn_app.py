@@ -8,6 +8,7 @@ from dash_oauth_otel import DiskcacheStore
 from dash_oauth_otel import OAuthClient
 from dash_oauth_otel import RedisStore
 from dash_oauth_otel import oidc_discover
+from dash_oauth_otel.adapter.module import get_module
 from examples.basic_app import create_app
 
 
@@ -28,4 +29,11 @@ _client = OAuthClient(
     state_key=os.environ["TEST_SECRET"],
     state_store=_store(),
 )
-server = create_app(_client).server
+server = create_app(_client, public_routes=["/pid"]).server
+
+
+@server.route("/pid")
+def pid() -> dict[str, object]:
+    """Which worker answered, and whether it saw a session (public: answers signed out too)."""
+    module = get_module(server)
+    return {"pid": os.getpid(), "authenticated": module.current_session() is not None}

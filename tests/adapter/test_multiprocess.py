@@ -16,6 +16,7 @@ import pytest
 
 from tests.adapter.conftest import SECRET
 from tests.idp.harness import login
+from tests.idp.harness import logout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,10 @@ def gunicorn_app(request, idp, tmp_path):
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
-        [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/"]
+        [f"{origin}/oauth/callback"],
+        post_logout_redirect_uris=[f"{origin}/"],
+        backchannel_logout_uri=f"{origin}/oauth/backchannel-logout",
+        backchannel_logout_session_required=True,
     )
     env = {
         **os.environ,
@@ -113,3 +117,27 @@ def test_sessions_survive_a_worker_restart(gunicorn_app):
         time.sleep(3)
         for _ in range(8):
             assert http.get("/oauth/status").json()["authenticated"]
+
+
+def _every_worker(http: httpx.Client) -> dict[int, bool]:
+    """``/pid`` until all four workers answered: pid -> whether it saw the session."""
+    seen: dict[int, bool] = {}
+    for _ in range(400):
+        answer = http.get("/pid").json()
+        seen.setdefault(answer["pid"], answer["authenticated"])
+        assert seen[answer["pid"]] == answer["authenticated"], answer
+        if len(seen) == 4:
+            return seen
+    pytest.fail(f"only {len(seen)} workers answered")
+
+
+def test_back_channel_logout_ends_the_session_in_every_worker(gunicorn_app, idp):
+    origin, _process = gunicorn_app
+    with httpx.Client(base_url=origin, timeout=30) as http:
+        start = http.get("/oauth/login")
+        login(start.headers["location"], http_client=http).deliver(http)
+        assert set(_every_worker(http).values()) == {True}
+        # The user signs out at the provider, which POSTs a logout token to one worker.
+        logout(idp.endpoint("end_session"), http_client=http)
+        assert set(_every_worker(http).values()) == {False}
+        assert http.get("/oauth/status").json()["authenticated"] is False

@@ -475,6 +475,18 @@ def test_refresh_continuity_breaks(changes: dict[str, Any], reason: str) -> None
     assert NONCE not in str(excinfo.value)
 
 
+def test_refresh_continuity_keeps_the_provider_session() -> None:
+    original = claims(sid="op-session-1")
+    check_refresh_continuity(original, claims(sid="op-session-1"))
+    check_refresh_continuity(original, claims())  # a refreshed token may omit sid
+    for changed in (claims(sid="op-session-2"), claims(sid=None)):
+        with pytest.raises(IDTokenError) as excinfo:
+            check_refresh_continuity(original, changed)
+        assert excinfo.value.reason == "refresh_continuity_sid"
+    with pytest.raises(IDTokenError):
+        check_refresh_continuity(claims(), claims(sid="op-session-1"))
+
+
 def test_refresh_nonce_without_original_nonce() -> None:
     with pytest.raises(IDTokenError) as excinfo:
         check_refresh_continuity(claims(nonce=DROP), claims())

@@ -153,6 +153,10 @@ export function configuration() {
     rotateRefreshToken: true,
     extraClientMetadata: { properties: ['access_token_ttl'], validator: validateClientMetadata },
     clientBasedCORS: () => false,
+    // The relying parties under test listen on loopback, which oidc-provider's
+    // SSRF protection refuses for its outgoing requests (logout tokens); this
+    // provider is for tests on one machine only, so its fetches may reach them.
+    fetch: (url, { dispatcher: _ssrfGuard, ...options }) => globalThis.fetch(url, options),
     ttl: {
       AccessToken: (_ctx, _token, client) => client?.access_token_ttl ?? ACCESS_TOKEN_TTL,
       AuthorizationCode: 60,
@@ -174,6 +178,10 @@ export function configuration() {
       },
       userinfo: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      // OpenID Connect Back-Channel Logout 1.0: when a session ends at the
+      // end-session endpoint, a logout token is POSTed to every client of the
+      // session that registered a backchannel_logout_uri.
+      backchannelLogout: { enabled: true },
       // Open dynamic client registration (RFC 7591), no initial access token.
       registration: { enabled: true, initialAccessToken: false },
       resourceIndicators: { enabled: false },

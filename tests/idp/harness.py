@@ -41,6 +41,7 @@ __all__ = [
     "CONF_POST",
     "DEFAULT_POST_LOGOUT_REDIRECT_URI",
     "DEFAULT_REDIRECT_URI",
+    "LOGOUT_TOKEN_DEFECTS",
     "PAR_REQUIRED",
     "PUBLIC",
     "STATIC_CLIENTS",
@@ -48,6 +49,7 @@ __all__ = [
     "LoginError",
     "LoginResult",
     "LogoutResult",
+    "LogoutTokenDefect",
     "RegisteredClient",
     "TamperKind",
     "TestProvider",
@@ -67,6 +69,35 @@ DEFAULT_POST_LOGOUT_REDIRECT_URI = "http://127.0.0.1:9/logged-out"
 
 TamperKind = Literal["nonce", "aud", "iss", "sub", "exp", "signature"]
 TAMPER_KINDS: tuple[TamperKind, ...] = ("nonce", "aud", "iss", "sub", "exp", "signature")
+
+LogoutTokenDefect = Literal[
+    "alg_none",
+    "wrong_alg",
+    "wrong_aud",
+    "wrong_issuer",
+    "no_event",
+    "wrong_event",
+    "with_nonce",
+    "no_sid_sub",
+    "no_jti",
+    "no_iat",
+    "wrong_typ",
+    "bad_signature",
+]
+LOGOUT_TOKEN_DEFECTS: tuple[LogoutTokenDefect, ...] = (
+    "alg_none",
+    "wrong_alg",
+    "wrong_aud",
+    "wrong_issuer",
+    "no_event",
+    "wrong_event",
+    "with_nonce",
+    "no_sid_sub",
+    "no_jti",
+    "no_iat",
+    "wrong_typ",
+    "bad_signature",
+)
 
 
 class TestProviderError(RuntimeError):
@@ -298,8 +329,16 @@ class TestProvider:
         require_par: bool = False,
         access_token_ttl: int | None = None,
         post_logout_redirect_uris: list[str] | tuple[str, ...] = (),
+        backchannel_logout_uri: str | None = None,
+        backchannel_logout_session_required: bool = False,
     ) -> RegisteredClient:
-        """Register a client through dynamic client registration (RFC 7591)."""
+        """Register a client through dynamic client registration (RFC 7591).
+
+        With ``backchannel_logout_uri`` the provider POSTs a logout token there
+        when a session of the client ends at its end-session endpoint; with
+        ``backchannel_logout_session_required`` its ID tokens and logout tokens
+        carry ``sid``.
+        """
         metadata: dict[str, Any] = {
             "redirect_uris": list(redirect_uris),
             "post_logout_redirect_uris": list(post_logout_redirect_uris),
@@ -311,6 +350,9 @@ class TestProvider:
         }
         if access_token_ttl is not None:
             metadata["access_token_ttl"] = access_token_ttl
+        if backchannel_logout_uri is not None:
+            metadata["backchannel_logout_uri"] = backchannel_logout_uri
+            metadata["backchannel_logout_session_required"] = backchannel_logout_session_required
         response = self.http.post(self.endpoint("registration"), json=metadata)
         if response.status_code != 201:
             raise TestProviderError(f"client registration refused: {response.text}")
@@ -358,6 +400,28 @@ class TestProvider:
         tokens and registered clients survive the rotation.
         """
         return str(self._test_api("rotate_keys", retire_old=retire_old)["signing_kid"])
+
+    def logout_token(
+        self,
+        client: RegisteredClient,
+        *,
+        sub: str | None = None,
+        sid: str | None = None,
+        jti: str | None = None,
+        defect: LogoutTokenDefect | None = None,
+    ) -> str:
+        """A back-channel logout token for ``client`` about ``sub`` and/or ``sid`` (test-only).
+
+        Signed with the provider's current key, or carrying ``defect`` (see
+        ``logout_tokens.mjs``; ``wrong_alg`` is HS256 keyed with the client
+        secret). Pass the same ``jti`` twice to make a replay.
+        """
+        body: dict[str, Any] = {"client_id": client.client_id, "sub": sub, "sid": sid, "jti": jti}
+        if defect is not None:
+            body["defect"] = defect
+        if defect == "wrong_alg":
+            body["client_secret"] = client.client_secret
+        return str(self._test_api("logout_token", **body)["logout_token"])
 
     def reset_faults(self) -> None:
         """Clear every armed fault (the signing keys stay as they are)."""

@@ -5,7 +5,8 @@
 // rotation, revocation, introspection, userinfo, RP-initiated logout, dynamic
 // client registration) and adds a test-only fault API under /__test/: make
 // the next token/userinfo/JWKS requests fail, delay token responses, tamper
-// with the next ID token, or rotate the signing keys.
+// with the next ID token, rotate the signing keys, or make a (possibly
+// defective) back-channel logout token for a test to POST to its app.
 //
 // Usage: node server.mjs --port 0     (0 picks a free port)
 // Once listening it prints one JSON line on stdout:
@@ -14,7 +15,8 @@
 //
 // Modules: config.mjs (accounts, clients, features), storage.mjs (adapter
 // shared across Provider instances), keys.mjs (signing keys), faults.mjs
-// (fault state and the middleware that applies it).
+// (fault state and the middleware that applies it), logout_tokens.mjs
+// (test-only logout tokens).
 
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -26,6 +28,7 @@ import {
   TAMPER_KINDS, faultMiddleware, faults, resetFaults, stripRemoteImports,
 } from './faults.mjs';
 import { currentKey, kids, rotate } from './keys.mjs';
+import { makeLogoutToken } from './logout_tokens.mjs';
 
 // oidc-provider prints its configuration notices with console.info (stdout);
 // stdout is reserved for the ready line, so send them to stderr.
@@ -45,12 +48,20 @@ function installProvider() {
   const provider = new Provider(issuer, configuration());
   provider.use(faultMiddleware);
   provider.use(stripRemoteImports);
+  // Back-channel logout deliveries, for the log a failed test shows.
+  provider.on('backchannel.success', (_ctx, client, _sub, _sid) => {
+    console.error(`backchannel logout delivered to ${client.clientId}`);
+  });
+  provider.on('backchannel.error', (_ctx, err, client) => {
+    console.error(`backchannel logout to ${client.clientId} failed: ${err.message}`);
+  });
   handle = provider.callback();
 }
 
 // ---------------------------------------------------------------------------
 // Test-only API: POST /__test/<operation> with a JSON object; answers the
-// resulting state. Only requests from 127.0.0.1 are served.
+// resulting state (or what the operation returns). Only requests from
+// 127.0.0.1 are served.
 
 function count(value, name) {
   const n = value ?? 1;
@@ -86,6 +97,9 @@ const TEST_OPERATIONS = {
     if (typeof retireOld !== 'boolean') throw new RangeError('retire_old must be a boolean');
     rotate(retireOld);
     installProvider();
+  },
+  logout_token(body) {
+    return { logout_token: makeLogoutToken(issuer, body) };
   },
   reset() {
     resetFaults(); // the signing keys stay as they are
@@ -129,13 +143,14 @@ async function handleTestApi(req, res, name) {
     sendJson(res, 405, { error: 'method_not_allowed', error_description: 'use POST' });
     return;
   }
+  let result;
   try {
-    operation(await readJsonObject(req));
+    result = operation(await readJsonObject(req));
   } catch (err) {
     sendJson(res, 400, { error: 'invalid_request', error_description: err.message });
     return;
   }
-  sendJson(res, 200, state());
+  sendJson(res, 200, result ?? state());
 }
 
 // ---------------------------------------------------------------------------

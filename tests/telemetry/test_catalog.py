@@ -70,6 +70,7 @@ from tests.idp.harness import STATIC_CLIENTS
 from tests.idp.harness import LoginResult
 from tests.idp.harness import TestProvider
 from tests.idp.harness import login
+from tests.idp.harness import logout
 
 ROOT = Path(__file__).resolve().parents[2]
 VIGNETTE = ROOT / "vignettes" / "opentelemetry.md"
@@ -116,6 +117,8 @@ PARENTS: dict[str, set[str | None]] = {
     spans.DISCOVERY_HTTP: {spans.DISCOVERY},
     spans.JWKS: {spans.CALLBACK_VALIDATE},
     spans.JWKS_HTTP: {spans.JWKS},
+    spans.BACKCHANNEL_LOGOUT: {None},
+    spans.FRONTCHANNEL_LOGOUT: {None},
 }
 HTTP_SPANS = frozenset(name for name in CATALOG if name.endswith(".http"))
 
@@ -572,6 +575,38 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
             _wait_for(lambda: len(_finished(spans.SESSION_END_REVOKE)) >= 1)
             stale = [e for e in notes.audit if e["type"] == "audit_stale_result_revoked"]
             assert [(e["operation"], e["reason"]) for e in stale] == [("refresh", "session_ended")]
+        _logins_of(notes)
+
+    with rec.flow("module.backchannel_logout") as notes:
+        # A defective logout token is refused; then the provider ends its
+        # session and sends its own logout token: the session ends, revoked.
+        options = {"backchannel_logout": True, "revoke_on_session_end": True}
+        with serve_app(idp, **options) as running, running.http() as http:
+            assert _module_login(notes, running, http).status_code == 303
+            record = _note_session(notes, running, http)
+            notes.secret("provider_sid", record.op_sid)
+            defective = idp.logout_token(running.registered, sid=record.op_sid, defect="wrong_aud")
+            notes.secret("logout_token", defective)
+            refused = httpx.post(
+                running.origin + "/oauth/backchannel-logout", data={"logout_token": defective}
+            )
+            assert refused.status_code == 400
+            logout(idp.endpoint("end_session"), http_client=http)
+            assert http.get("/oauth/status").json()["authenticated"] is False
+        _logins_of(notes)
+
+    with rec.flow("module.frontchannel_logout") as notes:
+        with serve_app(idp, backchannel_logout=True) as running, running.http() as http:
+            assert _module_login(notes, running, http).status_code == 303
+            record = _note_session(notes, running, http)
+            notes.secret("provider_sid", record.op_sid)
+            route = running.origin + "/oauth/frontchannel-logout"
+            issuer = running.client.provider.issuer
+            wrong = httpx.get(route, params={"iss": issuer + "/other", "sid": record.op_sid})
+            assert wrong.status_code == 400
+            done = httpx.get(route, params={"iss": issuer, "sid": record.op_sid})
+            assert done.status_code == 200
+            assert http.get("/oauth/status").json()["authenticated"] is False
         _logins_of(notes)
 
     with rec.flow("module.login_failure") as notes:
@@ -1059,6 +1094,7 @@ from dash_oauth_otel import MemoryStore, OAuthClient, handle_callback, oidc_disc
 from dash_oauth_otel import prepare_call, refresh_token, revoke_token
 from examples.basic_app import create_app
 from tests.idp.harness import login
+from tests.idp.harness import logout
 
 issuer = os.environ["ISSUER"]
 provider = oidc_discover(issuer, name="test-idp", allow_insecure_loopback=True)

@@ -197,7 +197,16 @@ def complete(module: DashOAuth, handle: str, binding: str | None) -> Response:
     from dash_oauth_otel.adapter.routes import establish_session
     from dash_oauth_otel.adapter.routes import login_failed
 
-    record = _read(module, handle, take=True)
+    # Look first, take only a finished login: taking a pending record and
+    # writing it back would overwrite the worker's answer landing in between.
+    peeked = _read(module, handle, take=False)
+    if peeked is not None and peeked["status"] == "pending":
+        return waiting_page(
+            status_url=f"{module.url('status')}?login={handle}",
+            complete_url=f"{module.url('callback')}?complete={handle}",
+            clean_path=module.url("callback"),
+        )
+    record = _read(module, handle, take=True) if peeked is not None else None
     if record is None:
         return login_failed(
             module,
@@ -206,13 +215,6 @@ def complete(module: DashOAuth, handle: str, binding: str | None) -> Response:
                 phase="callback.worker",
                 reason="unknown_login_handle",
             ),
-        )
-    if record["status"] == "pending":
-        _write(module, handle, record)  # not finished yet: keep waiting
-        return waiting_page(
-            status_url=f"{module.url('status')}?login={handle}",
-            complete_url=f"{module.url('callback')}?complete={handle}",
-            clean_path=module.url("callback"),
         )
     if record["status"] == "error":
         error = record.get("error") or {"message": "The sign-in failed in a worker."}

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dash_oauth_otel import MemoryStore
 from dash_oauth_otel import OAuthToken
 from dash_oauth_otel import introspect_token
 from dash_oauth_otel.telemetry import spans
@@ -373,3 +374,63 @@ def test_the_async_workers_example_signs_in(idp, tmp_path):
         assert out.status_code == 303
         assert http.get("/oauth/status").json()["authenticated"] is False
     assert "async-workers-example" in web.output()
+
+
+class _SlowTakes(MemoryStore):
+    """A store whose ``take`` of an async-login record returns late, as over a slow network.
+
+    It counts the takes that found a login record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.login_records_taken = 0
+
+    def take(self, key: str) -> bytes | None:
+        value = super().take(key)
+        if key.startswith("login:"):
+            self.login_records_taken += value is not None
+            time.sleep(0.05)
+        return value
+
+
+def test_a_finished_async_login_is_never_lost_to_a_polling_tab(idp, pool, monkeypatch):
+    """Tabs ask to complete a login while its worker is still exchanging the code.
+
+    Eight threads open ``oauth/callback?complete=<handle>`` over and over while
+    the provider holds the token request; the worker's answer lands in the
+    middle of that (the store answers its takes late, widening any window
+    between taking a record and writing it back).  Exactly one request gets the
+    session: no poll takes the pending record and writes it back over the
+    worker's answer.
+    """
+    factory = _factory(pool, monkeypatch, worker_timeout=30.0)
+    store = _SlowTakes()
+    with (
+        serve_app(idp, factory=factory, client_options={"state_store": store}) as running,
+        running.http() as http,
+    ):
+        idp.delay_token_endpoint(ms=1500)
+        result = start_login(http)
+        handle = waiting_handle(result.deliver(http))
+        cookies = dict(http.cookies.items())
+        outcomes: list[int] = []
+        stop = threading.Event()
+
+        def poll() -> None:
+            with httpx.Client(base_url=running.origin, timeout=30, cookies=cookies) as tab:
+                deadline = time.monotonic() + 20
+                while not stop.is_set() and time.monotonic() < deadline:
+                    answer = tab.get(f"/oauth/callback?complete={handle}")
+                    outcomes.append(answer.status_code)
+                    if answer.status_code == 303:
+                        stop.set()
+
+        threads = [threading.Thread(target=poll) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert outcomes.count(303) == 1, outcomes
+    # Only the finished record was ever taken: pending ones were only looked at.
+    assert store.login_records_taken == 1

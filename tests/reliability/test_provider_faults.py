@@ -14,8 +14,8 @@ import time
 import httpx
 
 from tests.adapter.conftest import serve_app
+from tests.cookies import session_cookie
 from tests.idp.harness import jwt_header
-from tests.security.support import SESSION_COOKIE
 from tests.security.support import error_code
 from tests.security.support import serve
 from tests.security.support import state_keys
@@ -33,7 +33,7 @@ def _retry_link(page: httpx.Response) -> str:
 
 def _assert_signed_out(running, http):
     """Nothing was half-made: no session cookie, no session record, no pending state."""
-    assert http.cookies.get(SESSION_COOKIE) is None
+    assert session_cookie(http.cookies) is None
     assert _status(http)["authenticated"] is False
     assert list(running.module.sessions.scan()) == []
     assert state_keys(running) == []
@@ -138,7 +138,7 @@ def test_keys_rotated_and_old_ones_retired_during_a_session(idp, exposure, telem
     with serve_app(idp, access_token_ttl=4, refresh_lead_seconds=2) as running:
         http = exposure.browser(running)
         exposure.sign_in(http)
-        sid = http.cookies.get(SESSION_COOKIE)
+        sid = session_cookie(http.cookies)
         before = running.module.sessions.load(sid).token
         new_kid = idp.rotate_keys(retire_old=True)
         assert jwt_header(before.id_token)["kid"] != new_kid
@@ -186,7 +186,7 @@ def test_refresh_token_revoked_at_the_provider(idp, exposure, telemetry):
     with serve_app(idp, access_token_ttl=4, refresh_lead_seconds=2) as running:
         http = exposure.browser(running)
         exposure.sign_in(http)
-        sid = http.cookies.get(SESSION_COOKIE)
+        sid = session_cookie(http.cookies)
         token = running.module.sessions.load(sid).token
         revoked = httpx.post(
             idp.endpoint("revocation"),

@@ -16,7 +16,7 @@ import time
 
 from dash_oauth_otel.workers import ProcessPoolBackend
 from tests.adapter.conftest import serve_app
-from tests.security.support import SESSION_COOKIE
+from tests.cookies import session_cookie
 from tests.workers.conftest import worker_factory
 from tests.workers.flows import async_login
 from tests.workers.flows import wait_for
@@ -49,7 +49,7 @@ def test_worker_killed_during_a_background_refresh(idp, telemetry, tmp_path, mon
         ):
             landed, _ = async_login(http)
             assert landed.status_code == 303
-            sid = http.cookies.get(SESSION_COOKIE)
+            sid = session_cookie(http.cookies)
             before = running.module.sessions.load(sid)
             victims = _pool_pids(backend)
             assert len(victims) == 1

@@ -24,7 +24,7 @@ from playwright.sync_api import expect
 
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
-from tests.browser.conftest import SESSION_COOKIE
+from tests.browser.conftest import session_id
 from tests.browser.conftest import sign_in_at_provider
 from tests.workers.background_app import build
 from tests.workers.background_app import make_celery
@@ -56,7 +56,7 @@ def _click_and_read(browser: Browser, running: RunningApp) -> tuple[str, str, st
         button.click()
         expect(page.locator("#bg-answer")).not_to_be_empty(timeout=TIMEOUT)
         expect(page.locator("#bg-pid")).not_to_be_empty(timeout=TIMEOUT)
-        sid = next(c["value"] for c in context.cookies() if c["name"] == SESSION_COOKIE)
+        sid = session_id(context)
         return page.locator("#bg-answer").inner_text(), page.locator("#bg-pid").inner_text(), sid
     finally:
         context.close()

@@ -71,7 +71,7 @@ def serve_app(
     registered = idp.register_client(
         [f"{origin}{prefix}oauth/callback"],
         access_token_ttl=access_token_ttl,
-        post_logout_redirect_uris=[f"{origin}{prefix}"],
+        post_logout_redirect_uris=[f"{origin}{prefix}oauth/signed-out", f"{origin}{prefix}"],
     )
     provider = oidc_discover(idp.issuer, name="test-idp", allow_insecure_loopback=True)
     client = OAuthClient(

@@ -458,7 +458,8 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
             found = re.search(r'name="state" value="([^"]+)"', done.text)
             assert found is not None, done.text
             notes.secret("logout_state", found.group(1))
-            assert http.get("/oauth/signed-out", params={"state": found.group(1)}).status_code == 200
+            returned = http.get("/oauth/signed-out", params={"state": found.group(1)})
+            assert returned.status_code == 200
             assert http.get("/oauth/signed-out").status_code == 200
         _logins_of(notes)
 

@@ -9,7 +9,7 @@ Run against any OpenID provider::
     python examples/basic_app.py
 
 Register ``http://127.0.0.1:8050/oauth/callback`` as redirect URI and
-``http://127.0.0.1:8050/`` as post-logout redirect URI at the provider.
+``http://127.0.0.1:8050/oauth/signed-out`` as post-logout redirect URI at the provider.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def _cancel_key(binding_digest: str) -> str:
 
 
 def _sealer(module: DashOAuth) -> Sealer:
-    return Sealer(module._secret, "async-login")
+    return Sealer(module._secret, "async-login", context=module.client.record_context)
 
 
 def _ttl(module: DashOAuth) -> float:

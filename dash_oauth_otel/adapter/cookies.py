@@ -1,13 +1,17 @@
-"""The module's two cookies: the session id and the browser binding.
+"""The module's cookies: the session id, the browser binding and the sign-out marker.
 
-Both are HttpOnly (no script can read them), ``Secure`` and ``__Host-``
+All are HttpOnly (no script can read them), ``Secure`` and ``__Host-``
 prefixed when the app is served over HTTPS, ``Path=/``, and SameSite ``Lax``
 unless configured otherwise.  Neither ever holds a token.
 
 * session cookie: the opaque id of the server-side session record;
 * binding cookie: a random value set at ``/oauth/login`` whose digest is
   sealed with the login state, checked at the callback (login CSRF and
-  callback-swap defence), then cleared.
+  callback-swap defence); logout replaces it with a fresh one, to which the
+  provider logout's ``state`` is bound;
+* signed-out marker: ``1`` (no secret) set by logout and cleared when the user
+  starts a login at ``/oauth/login``; while it is present the guard shows the
+  signed-out page instead of sending the browser to the provider.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from werkzeug.wrappers import Response
 from dash_oauth_otel.adapter.options import SameSite
 from dash_oauth_otel.errors import ConfigError
 
-__all__ = ["CookiePolicy"]
+__all__ = ["SIGNED_OUT_MAX_AGE", "CookiePolicy"]
+
+SIGNED_OUT_MAX_AGE = 30 * 24 * 3600
+"""Lifetime of the signed-out marker (seconds): it outlives a browser restart."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,11 @@ class CookiePolicy:
     def binding_name(self) -> str:
         """The binding cookie's name (``dash_oauth_binding_<suffix>``)."""
         return self._name("dash_oauth_binding")
+
+    @property
+    def signed_out_name(self) -> str:
+        """The signed-out marker cookie's name."""
+        return f"{self._prefix}dash_oauth_signed_out"
 
     def _set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
@@ -116,3 +128,15 @@ class CookiePolicy:
     def clear_binding(self, response: Response) -> None:
         """Remove the binding cookie."""
         self._clear(response, self.binding_name)
+
+    def signed_out(self, request: Request) -> bool:
+        """Whether this browser signed out (and has not asked to sign in since)."""
+        return request.cookies.get(self.signed_out_name) == "1"
+
+    def set_signed_out(self, response: Response) -> None:
+        """Mark the browser as signed out."""
+        self._set(response, self.signed_out_name, "1", SIGNED_OUT_MAX_AGE)
+
+    def clear_signed_out(self, response: Response) -> None:
+        """Remove the signed-out marker (the user asked to sign in)."""
+        self._clear(response, self.signed_out_name)

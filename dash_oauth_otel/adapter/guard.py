@@ -3,11 +3,19 @@
 * module routes, Dash's JavaScript bundles and the favicon are public, as are
   the configured ``public_routes``;
 * a request with a valid session goes on (its token refreshed when due);
-* a page request without one is sent to sign in (or shown a sign-in page);
+* a page request without one is sent to sign in (or shown a sign-in page),
+  unless the browser signed out: it then gets the signed-out page, and only
+  its "Sign in" button starts a login;
 * a Dash callback (``/_dash-update-component``) without one gets a JSON
-  ``sideUpdate`` that points the injected ``dcc.Location`` at the sign-in URL:
-  a 302 would be followed by ``fetch`` and break the page instead;
+  ``sideUpdate`` that points the injected ``dcc.Location`` at the sign-in URL
+  (or the signed-out page): a 302 would be followed by ``fetch`` and break
+  the page instead;
 * anything else gets ``401``.
+
+Every answer under the app's prefix depends on the session, so every one is
+``Cache-Control: no-store`` (an ``after_request`` hook), except Dash's
+JavaScript bundles, ``assets/`` and the favicon: a page the browser kept (in
+its cache or its back/forward cache) would show signed-in content after logout.
 
 The guard is the last ``before_request`` hook, whenever the others are
 registered, so OpenTelemetry's Flask instrumentation still opens a server span
@@ -31,6 +39,8 @@ from dash_oauth_otel.adapter.layout import LOCATION_ID
 from dash_oauth_otel.adapter.layout import protect_pages
 from dash_oauth_otel.adapter.pages import login_page
 from dash_oauth_otel.adapter.pages import no_store
+from dash_oauth_otel.adapter.signout import signed_out_response
+from dash_oauth_otel.adapter.signout import signed_out_url
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.settings import activate
@@ -41,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _PUBLIC_DASH_PREFIXES = ("_dash-component-suites/", "_favicon.ico", "_reload-hash")
+_CACHEABLE_PREFIXES = ("_dash-component-suites/", "_favicon.ico", "assets/")
 _CALLBACK_PATH = "_dash-update-component"
 
 
@@ -55,6 +66,9 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
     def guard() -> Response | None:
         return check(module)
 
+    def private(response: Response) -> Response:
+        return mark_private(module, response)
+
     def teardown(_exc: BaseException | None) -> None:
         # The request's dash.* metadata and telemetry settings must not outlive
         # it on a reused thread.
@@ -63,6 +77,7 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
 
     hooks = server.before_request_funcs.get(None, [])
     server.before_request_funcs[None] = _GuardLast(hooks, guard)
+    server.after_request(private)
     server.teardown_request(teardown)
 
 
@@ -119,6 +134,14 @@ def _is_public(module: DashOAuth, relative: str) -> bool:
     return False
 
 
+def mark_private(module: DashOAuth, response: Response) -> Response:
+    """Make every answer of the app ``no-store``, but for its static files."""
+    relative = _relative(module, flask.request.path)
+    if relative is not None and not relative.startswith(_CACHEABLE_PREFIXES):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def check(module: DashOAuth) -> Response | None:
     """Let the request through (``None``) or answer it for an absent session."""
     request = flask.request
@@ -142,13 +165,17 @@ def check(module: DashOAuth) -> Response | None:
         return None
     next_path = _next_path(module, request, relative)
     login = _login_url(module, next_path, reauth=outcome.error == "reauth_required")
+    signed_out = module.cookies.signed_out(request)
     if relative == _CALLBACK_PATH and request.method == "POST":
         # Dash callbacks use fetch: answer with a side update that navigates.
-        body = {"multi": True, "response": {}, "sideUpdate": {LOCATION_ID: {"href": login}}}
+        target = signed_out_url(module, next_path) if signed_out else login
+        body = {"multi": True, "response": {}, "sideUpdate": {LOCATION_ID: {"href": target}}}
         response = flask.jsonify(body)
         response.headers["Cache-Control"] = "no-store"
         return response
     if request.method == "GET" and _wants_html(request) and not relative.startswith("_dash"):
+        if signed_out:
+            return signed_out_response(module, next_path)
         if module.options.auto_redirect:
             return no_store(flask.redirect(login, code=302))
         return login_page(login)

@@ -8,7 +8,10 @@ hook, so layouts set before or after the module are covered):
 * ``dcc.Store``: the non-secret session state (user claims, expiry, CSRF
   token for the logout form) for the app's own callbacks;
 * ``dcc.Interval``: checks in while a page is open, which refreshes the token
-  when due and notices an ended session.
+  when due and notices an ended session;
+* a listener (a clientside callback on the app): when another tab of the
+  browser signs out, it posts on the app's ``BroadcastChannel`` and this page
+  goes to the signed-out page at once (the check-in would within one interval).
 
 Dash Pages registered with ``groups=[...]`` show their layout only to users
 in one of those groups.
@@ -16,6 +19,7 @@ in one of those groups.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -31,7 +35,9 @@ from dash import hooks
 from dash import html
 
 from dash_oauth_otel.adapter.extension import get_module
+from dash_oauth_otel.adapter.pages import SIGNED_OUT_MESSAGE
 from dash_oauth_otel.adapter.sessions import SessionRecord
+from dash_oauth_otel.adapter.signout import channel_name
 
 if TYPE_CHECKING:
     from dash_oauth_otel.adapter.module import DashOAuth
@@ -40,6 +46,7 @@ __all__ = [
     "CSRF_INPUT_TYPE",
     "INTERVAL_ID",
     "LOCATION_ID",
+    "SIGNOUT_LISTENER_ID",
     "STORE_ID",
     "login_button",
     "logout_button",
@@ -52,6 +59,7 @@ __all__ = [
 LOCATION_ID = "_dash_oauth_location"
 STORE_ID = "_dash_oauth_state"
 INTERVAL_ID = "_dash_oauth_interval"
+SIGNOUT_LISTENER_ID = "_dash_oauth_signout"
 CSRF_INPUT_TYPE = "_dash_oauth_csrf"
 _PUBLIC_CLAIMS = (
     "sub",
@@ -102,6 +110,7 @@ def _extras(module: DashOAuth) -> list[Any]:
     extras: list[Any] = [
         dcc.Location(id=LOCATION_ID, refresh=True),
         dcc.Store(id=STORE_ID, data=public_state(module, record)),
+        dcc.Store(id=SIGNOUT_LISTENER_ID),
     ]
     interval = module.options.refresh_interval_seconds
     if interval > 0:
@@ -143,7 +152,41 @@ def register(module: DashOAuth, app: dash.Dash) -> None:
         Input(STORE_ID, "data"),
         Input({"type": CSRF_INPUT_TYPE, "index": ALL}, "id"),
     )
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        _signout_listener(module),
+        Output(SIGNOUT_LISTENER_ID, "data"),
+        Input(STORE_ID, "data"),
+    )
     protect_pages()
+
+
+def _signout_listener(module: DashOAuth) -> str:
+    """The page's listener on the app's sign-out channel (JavaScript, run by Dash).
+
+    It subscribes once per page; a message makes a signed-in page replace itself
+    with the signed-out page, whose "Sign in" returns to where the tab was.
+    """
+    channel = _js(channel_name(module))
+    message = _js(SIGNED_OUT_MESSAGE)
+    target = _js(module.url("signed-out") + "?next=")
+    return (
+        "function(state) { var w = window;"
+        " w._dashOAuthSignedIn = !!(state && state.authenticated);"
+        " if (!w._dashOAuthChannel && w.BroadcastChannel) {"
+        f"  var c = new BroadcastChannel({channel});"
+        "  c.onmessage = function(e) {"
+        f"   if (e.data === {message} && w._dashOAuthSignedIn) {{"
+        "    w._dashOAuthSignedIn = false;"
+        f"    location.replace({target} +"
+        " encodeURIComponent(location.pathname + location.search)); } };"
+        "  w._dashOAuthChannel = c; }"
+        " return w.dash_clientside.no_update; }"
+    )
+
+
+def _js(value: str) -> str:
+    # Dash inlines clientside functions in a <script>: no "<" may close it.
+    return json.dumps(value).replace("<", "\\u003c")
 
 
 _button_count = 0

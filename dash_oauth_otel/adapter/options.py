@@ -38,11 +38,18 @@ class ModuleOptions:
     :param revoke_on_session_end: Revoke the tokens of a session that ends by
         logout, idle timeout or lifetime (needs a revocation endpoint).
     :param provider_logout: On logout, also end the session at the provider
-        (RP-initiated logout) when it has an end-session endpoint.
-    :param logout_id_token_hint: Send the ID token as ``id_token_hint`` in the
-        provider logout URL (some providers require it; it then stays in the
-        browser history).
-    :param post_logout_path: Where the browser lands after logout.
+        (OpenID RP-Initiated Logout, an auto-submitted POST to its end-session
+        endpoint) when it has one.
+    :param logout_id_token_hint: Include the session's ID token as
+        ``id_token_hint`` in that POST (some providers, such as Keycloak and
+        Glewlwyd, require it).  It is POSTed, so it never appears in a URL or
+        the browser history; turn it off only for a provider that refuses it
+        (``client_id`` is sent either way).
+    :param post_logout_path: Where the signed-out page's "Sign in" returns to
+        after a new login.  After logout the browser always lands on the
+        module's signed-out page (``oauth/signed-out``, to be registered as
+        post-logout redirect URI), never back into the app: the provider's
+        single sign-on would sign it in again.
     :param groups_claim: The claim holding the user's groups.
     :param sweep_interval_seconds: How often ended sessions are looked for.
     """
@@ -58,7 +65,7 @@ class ModuleOptions:
     refresh_interval_seconds: float = 30.0
     revoke_on_session_end: bool = False
     provider_logout: bool = True
-    logout_id_token_hint: bool = False
+    logout_id_token_hint: bool = True
     post_logout_path: str = "/"
     groups_claim: str = "groups"
     sweep_interval_seconds: float = 60.0

@@ -1,4 +1,4 @@
-"""The few HTML pages the module serves itself: sign-in, error, and step pages.
+"""The few HTML pages the module serves itself: sign-in, signed-out, end-session, error, step.
 
 Every value is HTML-escaped; pages carry ``Referrer-Policy: no-referrer`` and
 ``Cache-Control: no-store`` and remove OAuth parameters from the address bar.
@@ -11,7 +11,18 @@ from html import escape
 from flask import Response as FlaskResponse
 from werkzeug.wrappers import Response
 
-__all__ = ["error_page", "login_page", "no_store", "step_page", "waiting_page"]
+__all__ = [
+    "end_session_page",
+    "error_page",
+    "login_page",
+    "no_store",
+    "signed_out_page",
+    "step_page",
+    "waiting_page",
+]
+
+SIGNED_OUT_MESSAGE = "signed_out"
+"""What the module's pages post on the app's ``BroadcastChannel`` after a sign-out."""
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:0;display:flex;min-height:100vh;"
@@ -119,3 +130,56 @@ def waiting_page(*, status_url: str, complete_url: str, clean_path: str) -> Resp
         f"{script}"
     )
     return _page("Signing you in", body, clean_path=clean_path, status=200)
+
+
+def _broadcast(channel: str) -> str:
+    """A script telling the app's other tabs of this browser that it signed out."""
+    return (
+        "<script>try{var c=new BroadcastChannel("
+        + _js_string(channel)
+        + ");c.postMessage("
+        + _js_string(SIGNED_OUT_MESSAGE)
+        + ");c.close();}catch(e){}</script>"
+    )
+
+
+def signed_out_page(
+    login_url: str, *, channel: str, clean_path: str | None = None, status: int = 200
+) -> Response:
+    """The "You signed out" page: a sign-in button, and word to the app's other tabs.
+
+    :param login_url: Where "Sign in" goes (the module's login route).
+    :param channel: The app's ``BroadcastChannel`` name.
+    :param clean_path: The URL to leave in the address bar, if not the requested one.
+    :param status: 200 at the signed-out route, 401 when it answers a page of the app.
+    """
+    body = (
+        "<h1 id=dash-oauth-signed-out>You signed out</h1>"
+        "<p class=muted>You are no longer signed in to this app in this browser.</p>"
+        f'<p><a class=button id=dash-oauth-login href="{escape(login_url)}">Sign in</a></p>'
+        f"{_broadcast(channel)}"
+    )
+    return _page("Signed out", body, clean_path=clean_path, status=status)
+
+
+def end_session_page(action: str, fields: dict[str, str], *, channel: str) -> Response:
+    """An auto-submitted POST to the provider's end-session endpoint.
+
+    OpenID RP-Initiated Logout 1.0 §2 lets the relying party POST its request,
+    so the ID token given as ``id_token_hint`` never appears in a URL (nor in
+    the history, logs or a ``Referer``).  The button is there for browsers
+    without JavaScript.
+    """
+    inputs = "".join(
+        f'<input type=hidden name="{escape(name)}" value="{escape(value)}">'
+        for name, value in fields.items()
+    )
+    body = (
+        "<h1>Signing you out…</h1>"
+        "<p class=muted>Ending your session at the sign-in provider.</p>"
+        f'<form id=dash-oauth-end-session method=post action="{escape(action)}">{inputs}'
+        "<button type=submit id=dash-oauth-end-session-continue>Continue</button></form>"
+        f"{_broadcast(channel)}"
+        "<script>document.getElementById('dash-oauth-end-session').submit();</script>"
+    )
+    return _page("Signing you out", body, clean_path=None, status=200)

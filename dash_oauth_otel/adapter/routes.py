@@ -1,4 +1,6 @@
-"""The module's routes: login, callback (query and ``form_post``), logout and status.
+"""The module's routes: login, callback (query and ``form_post``), logout, signed-out, status.
+
+Logout and the signed-out page live in :mod:`dash_oauth_otel.adapter.signout`.
 
 The provider-initiated logout routes live in :mod:`.provider_logout`.
 
@@ -10,7 +12,6 @@ the address bar never keeps ``code``, ``state``, ``iss`` or a bridge handle.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ import flask
 from werkzeug.wrappers import Response
 
 from dash_oauth_otel.adapter import async_login
+from dash_oauth_otel.adapter import signout
 from dash_oauth_otel.adapter.layout import public_state
 from dash_oauth_otel.adapter.pages import error_page
 from dash_oauth_otel.adapter.pages import no_store
@@ -65,7 +67,8 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
     rules: list[tuple[str, str, Any, list[str]]] = [
         ("login", "login", lambda: login(module), ["GET"]),
         ("callback", "callback", lambda: callback(module), ["GET", "POST"]),
-        ("logout", "logout", lambda: logout(module), ["POST"]),
+        ("logout", "logout", lambda: signout.logout(module), ["POST"]),
+        ("signed-out", "signed_out", lambda: signout.signed_out(module), ["GET"]),
         ("status", "status", lambda: status(module), ["GET"]),
         # Provider-initiated logout (OpenID Back-Channel / Front-Channel Logout 1.0).
         ("backchannel-logout", "backchannel_logout", lambda: backchannel_logout(module), ["POST"]),
@@ -93,7 +96,7 @@ def _redirect(location: str, status: int = 303) -> Response:
 
 
 def _handles(module: DashOAuth) -> Sealer:
-    return Sealer(module._secret, "form_post")
+    return Sealer(module._secret, "form_post", context=module.client.record_context)
 
 
 def _handle_key(handle: str) -> str:
@@ -157,7 +160,10 @@ def _failure_page(
 
 
 def login(module: DashOAuth) -> Response:
-    """Start a login: set the binding cookie and send the browser to the provider."""
+    """Start a login: set the binding cookie and send the browser to the provider.
+
+    Coming here is the user asking to sign in, so the signed-out marker goes.
+    """
     request = flask.request
     next_path = same_origin_path(request.args.get("next"), default=module.home)
     reauth = request.args.get("reauth") == "1"
@@ -166,6 +172,8 @@ def login(module: DashOAuth) -> Response:
         if outcome.record is not None:
             return _redirect(next_path, 302)
     response = _redirect(module.home, 302)
+    if module.cookies.signed_out(request):
+        module.cookies.clear_signed_out(response)
     binding = module.cookies.binding(request)
     try:
         check_browser_token(binding)
@@ -375,88 +383,7 @@ def _read_form(request: flask.Request) -> dict[str, str]:
     return parse_callback_params(pairs)
 
 
-# -- logout and status -----------------------------------------------------------
-
-
-def _same_origin_request(module: DashOAuth, request: flask.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        return origin == module.origin
-    referer = request.headers.get("Referer")
-    return referer is None or referer.startswith(module.origin + "/")
-
-
-def logout(module: DashOAuth) -> Response:
-    """End the session (revoking its tokens) and, if offered, at the provider too."""
-    request = flask.request
-    target = module.home + module.options.post_logout_path.lstrip("/")
-    with spans.span(
-        spans.LOGOUT,
-        {
-            **module.client.telemetry_attributes(),
-            attr.OAUTH_PHASE: "logout",
-            attr.DASH_MODULE_ID: module.module_id,
-        },
-        root=True,
-    ) as current:
-        binding = module.cookies.binding(request)
-        if binding and _same_origin_request(module, request):
-            async_login.cancel(module, binding)  # a login still in a worker must not land
-        record = module.sessions.load(module.cookies.session_id(request))
-        if record is not None:
-            presented = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
-            expected = module.csrf_token(record)
-            if not _same_origin_request(module, request) or not hmac.compare_digest(
-                presented.encode(), expected.encode()
-            ):
-                spans.record_error(
-                    current,
-                    InputError(
-                        "A logout request without a valid CSRF token or origin was refused.",
-                        phase="logout",
-                        reason="csrf_rejected",
-                    ),
-                )
-                audit.emit(
-                    audit.ERROR,
-                    **module.client.audit_fields(),
-                    phase="logout",
-                    reason="csrf_rejected",
-                    message="A logout request without a valid CSRF token or origin was refused.",
-                )
-                return error_page(
-                    error="csrf_rejected",
-                    description="This logout request did not come from the app.",
-                    trace_id=None,
-                    retry_url=module.home,
-                    clean_path=request.path,
-                    status=403,
-                )
-            module.lifecycle.end(record, "logout", revoke=True)
-            audit.emit(
-                audit.AUDIT_LOGOUT,
-                **module.client.audit_fields(),
-                reason="manual_logout",
-                session_id_digest=record.sid_digest,
-            )
-            end_session = module.client.provider.end_session_endpoint
-            if module.options.provider_logout and end_session:
-                # OpenID RP-Initiated Logout 1.0 §2, by redirect (a cross-site POST
-                # would arrive without the provider's SameSite=Lax session cookie).
-                # The ID token is sent as a hint only when configured: it would
-                # stay in the browser history.
-                query = {
-                    "client_id": module.client.client_id,
-                    "post_logout_redirect_uri": module.origin + target,
-                }
-                if module.options.logout_id_token_hint and record.token.id_token:
-                    query["id_token_hint"] = record.token.id_token
-                separator = "&" if "?" in end_session else "?"
-                target = f"{end_session}{separator}{urlencode(query)}"
-    response = _redirect(target, 303)
-    module.cookies.clear_session(response)
-    module.cookies.clear_binding(response)
-    return response
+# -- status ----------------------------------------------------------------------
 
 
 def status(module: DashOAuth) -> Response:

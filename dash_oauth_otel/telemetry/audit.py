@@ -51,6 +51,7 @@ __all__ = [
     "AUDIT_LOGIN_FAILED",
     "AUDIT_LOGIN_SUCCESS",
     "AUDIT_LOGOUT",
+    "AUDIT_LOGOUT_RETURN",
     "AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION",
     "AUDIT_REDIRECT_ISSUED",
     "AUDIT_SESSION_ENDED",
@@ -93,6 +94,7 @@ AUDIT_USERINFO: Final = "audit_userinfo"
 AUDIT_LOGIN_SUCCESS: Final = "audit_login_success"
 AUDIT_LOGIN_FAILED: Final = "audit_login_failed"
 AUDIT_LOGOUT: Final = "audit_logout"
+AUDIT_LOGOUT_RETURN: Final = "audit_logout_return"
 AUDIT_SESSION_STARTED: Final = "audit_session_started"
 AUDIT_SESSION_ENDED: Final = "audit_session_ended"
 AUDIT_SESSION_REJECTED: Final = "audit_session_rejected"

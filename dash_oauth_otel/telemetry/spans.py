@@ -46,6 +46,7 @@ __all__ = [
     "LOGIN_PAR_HTTP",
     "LOGIN_REQUEST",
     "LOGOUT",
+    "LOGOUT_RETURN",
     "MODULE_INIT",
     "REFRESH",
     "REFRESH_WORKER",
@@ -91,6 +92,7 @@ USERINFO_HTTP: Final = "dash_oauth_otel.userinfo.http"
 REFRESH: Final = "dash_oauth_otel.refresh"
 REFRESH_WORKER: Final = "dash_oauth_otel.refresh.worker"
 LOGOUT: Final = "dash_oauth_otel.logout"
+LOGOUT_RETURN: Final = "dash_oauth_otel.logout.return"
 SESSION_END_REVOKE: Final = "dash_oauth_otel.session.end.revoke"
 TOKEN_REVOKE: Final = "dash_oauth_otel.token.revoke"
 TOKEN_REVOKE_HTTP: Final = "dash_oauth_otel.token.revoke.http"

@@ -77,7 +77,7 @@ def serve_app(
     registered = idp.register_client(
         [f"{origin}{prefix}oauth/callback"],
         access_token_ttl=access_token_ttl,
-        post_logout_redirect_uris=[f"{origin}{prefix}"],
+        post_logout_redirect_uris=[f"{origin}{prefix}oauth/signed-out", f"{origin}{prefix}"],
         backchannel_logout_uri=f"{origin}{prefix}oauth/backchannel-logout"
         if backchannel_logout
         else None,

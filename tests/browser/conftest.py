@@ -133,7 +133,8 @@ def serve_cross_site(
     server = make_server("127.0.0.1", 0, late, threaded=True)
     origin = f"http://localhost:{server.server_port}"
     registered = idp.register_client(
-        [f"{origin}{prefix}oauth/callback"], post_logout_redirect_uris=[f"{origin}{prefix}"]
+        [f"{origin}{prefix}oauth/callback"],
+        post_logout_redirect_uris=[f"{origin}{prefix}oauth/signed-out", f"{origin}{prefix}"],
     )
     provider = oidc_discover(idp.issuer, name="test-idp", allow_insecure_loopback=True)
     client = OAuthClient(

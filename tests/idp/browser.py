@@ -162,16 +162,22 @@ def jwt_payload(token: str) -> dict[str, Any]:
 
 
 def _browse(
-    http_client: httpx.Client, url: str, *, max_steps: int, fill: dict[str, dict[str, str]]
+    http_client: httpx.Client,
+    url: str,
+    *,
+    max_steps: int,
+    fill: dict[str, dict[str, str]],
+    form: dict[str, str] | None = None,
 ) -> httpx.Response | str:
     """Follow redirects and submit provider forms until the browser would leave the issuer.
 
     ``fill`` maps a form's ``prompt`` input (or its ``id``) to the extra fields
-    to submit with it. Returns the URL outside the issuer that a redirect points
-    at, or the last response from the issuer (a page without a known form).
+    to submit with it; ``form`` makes the first request a POST of these fields.
+    Returns the URL outside the issuer that a redirect points at, or the last
+    response from the issuer (a page without a known form).
     """
     origin = _origin(url)
-    method, data = "GET", None
+    method, data = ("POST", form) if form is not None else ("GET", None)
     for _ in range(max_steps):
         response = http_client.request(method, url, data=data, follow_redirects=False)
         if response.is_redirect:
@@ -238,10 +244,24 @@ def login(
     )
 
 
-def logout(end_session_url: str, *, http_client: httpx.Client, max_steps: int = 10) -> LogoutResult:
-    """Follow RP-initiated logout, confirming the provider's "sign out?" page."""
+def logout(
+    end_session_url: str,
+    *,
+    http_client: httpx.Client,
+    max_steps: int = 10,
+    form: dict[str, str] | None = None,
+) -> LogoutResult:
+    """Follow RP-initiated logout, confirming the provider's "sign out?" page.
+
+    With ``form``, the logout request is a POST of these fields to
+    ``end_session_url`` (RP-Initiated Logout 1.0 allows GET or POST).
+    """
     outcome = _browse(
-        http_client, end_session_url, max_steps=max_steps, fill={"op.logoutForm": {"logout": "yes"}}
+        http_client,
+        end_session_url,
+        max_steps=max_steps,
+        fill={"op.logoutForm": {"logout": "yes"}},
+        form=form,
     )
     if isinstance(outcome, str):
         return LogoutResult(outcome, dict(parse_qsl(urlsplit(outcome).query)))

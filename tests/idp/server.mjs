@@ -2,8 +2,8 @@
 //
 // Runs panva's oidc-provider on 127.0.0.1 with the features the library
 // speaks to (code flow + PKCE, PAR, form_post, RFC 9207 `iss`, refresh-token
-// rotation, revocation, introspection, userinfo, RP-initiated logout, dynamic
-// client registration) and adds a test-only fault API under /__test/: make
+// rotation, revocation, introspection, userinfo, RP-initiated logout by GET
+// or POST (end_session_post.mjs), dynamic client registration) and adds a test-only fault API under /__test/: make
 // the next token/userinfo/JWKS requests fail, delay token responses, tamper
 // with the next ID token, rotate the signing keys, or make a (possibly
 // defective) back-channel logout token for a test to POST to its app.
@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import Provider from 'oidc-provider';
 
 import { configuration } from './config.mjs';
+import { endSessionPost } from './end_session_post.mjs';
 import {
   TAMPER_KINDS, faultMiddleware, faults, resetFaults, stripRemoteImports,
 } from './faults.mjs';
@@ -46,6 +47,7 @@ let handle; // Node request handler of the current Provider instance
 
 function installProvider() {
   const provider = new Provider(issuer, configuration());
+  provider.use(endSessionPost);
   provider.use(faultMiddleware);
   provider.use(stripRemoteImports);
   // Back-channel logout deliveries, for the log a failed test shows.

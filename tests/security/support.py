@@ -189,7 +189,7 @@ class Exposure:
             kind = response.headers.get("content-type", "")
             # A redirect's body only repeats its Location, checked as such.
             if kind.startswith(("text/", "application/json")) and not response.is_redirect:
-                self.pages.append((where, response.text))
+                self.pages.append((where, _without_end_session_hint(where, response.text)))
             for name, value in response.cookies.items():
                 if SESSION_COOKIE in name:
                     self._session_secrets(running, value)
@@ -279,6 +279,20 @@ class Exposure:
     def close(self) -> None:
         for client in self._clients:
             client.close()
+
+
+_HINT_FIELD = re.compile(r'<input type=hidden name="id_token_hint" value="[^"]*">')
+
+
+def _without_end_session_hint(where: str, text: str) -> str:
+    """The logout page less the one place the ID token belongs: the end-session POST's hint.
+
+    RP-Initiated Logout sends it to the provider as ``id_token_hint``; the
+    module POSTs it so that it is in no URL.  Anywhere else it is still a leak.
+    """
+    if where != "POST /oauth/logout":
+        return text
+    return _HINT_FIELD.sub("", text, count=1)
 
 
 def _metric_attributes() -> str:

@@ -108,6 +108,7 @@ PARENTS: dict[str, set[str | None]] = {
     spans.USERINFO_HTTP: {spans.USERINFO},
     spans.REFRESH: {None},
     spans.LOGOUT: {None},
+    spans.LOGOUT_RETURN: {None},
     spans.SESSION_END_REVOKE: {spans.LOGOUT, None},
     spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, spans.CALLBACK, None},
     spans.TOKEN_REVOKE_HTTP: {spans.TOKEN_REVOKE},
@@ -460,6 +461,13 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
             done = http.post("/oauth/logout", data={"csrf_token": status["csrf_token"]})
             assert done.status_code in (200, 303), done.text
             assert http.get("/oauth/status").json()["authenticated"] is False
+            # The provider's return to the signed-out page, with the logout's state and without.
+            found = re.search(r'name="state" value="([^"]+)"', done.text)
+            assert found is not None, done.text
+            notes.secret("logout_state", found.group(1))
+            returned = http.get("/oauth/signed-out", params={"state": found.group(1)})
+            assert returned.status_code == 200
+            assert http.get("/oauth/signed-out").status_code == 200
         _logins_of(notes)
 
     with rec.flow("module.logout_csrf") as notes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tempfile
 from pathlib import Path
 
 import dash_oauth_otel
@@ -33,8 +34,6 @@ def test_blocks_parse_and_import_public_names_only():
 def test_the_integration_block_runs(monkeypatch, tmp_path):
     # The first block is the five-line integration; only discovery (a network
     # call to the documented issuer) is replaced by the provider it would build.
-    import dash_oauth_otel.adapter.module as module_mod
-
     def discovered(issuer: str, **_: object) -> dash_oauth_otel.OAuthProvider:
         return dash_oauth_otel.OAuthProvider(
             name="example",
@@ -45,9 +44,7 @@ def test_the_integration_block_runs(monkeypatch, tmp_path):
         )
 
     monkeypatch.setattr(dash_oauth_otel, "oidc_discover", discovered)
-    monkeypatch.setattr(
-        module_mod, "DiskcacheStore", lambda: dash_oauth_otel.DiskcacheStore(str(tmp_path / "s"))
-    )
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the default store goes
     namespace: dict[str, object] = {"__name__": "readme_example"}
     exec(compile(BLOCKS[0], "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
     auth = namespace["auth"]

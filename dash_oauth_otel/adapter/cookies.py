@@ -75,7 +75,7 @@ class CookiePolicy:
     @property
     def signed_out_name(self) -> str:
         """The signed-out marker cookie's name."""
-        return f"{self._prefix}dash_oauth_signed_out"
+        return self._name("dash_oauth_signed_out")
 
     def _set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(

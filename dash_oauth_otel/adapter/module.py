@@ -40,6 +40,7 @@ from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.sealing import normalize_secret
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import PermissionDeniedError
+from dash_oauth_otel.errors import StoreError
 from dash_oauth_otel.stores import DiskcacheStore
 from dash_oauth_otel.stores import default_directory
 from dash_oauth_otel.telemetry import attributes as attr
@@ -220,6 +221,9 @@ class DashOAuth:
         ):
             server.extensions[EXTENSION_KEY] = self
             server.register_error_handler(PermissionDeniedError, _forbidden)
+            server.register_error_handler(
+                StoreError, lambda exc: routes.store_failure_page(self, exc)
+            )
             routes.register(self, server)
             guard.register(self, server)
             layout.register(self, app)

@@ -81,20 +81,21 @@ def error_page(
     retry_url: str,
     clean_path: str,
     status: int = 400,
+    title: str = "Sign-in failed",
 ) -> Response:
-    """The page shown when a login fails; names the error and the trace id."""
+    """The page shown when a login (or the store) fails; names the error and the trace id."""
     trace = (
         f"<p class=muted>Trace id <code id=dash-oauth-trace>{escape(trace_id)}</code></p>"
         if trace_id
         else ""
     )
     body = (
-        "<h1>Sign-in failed</h1>"
+        f"<h1>{escape(title)}</h1>"
         f"<p>Error <code id=dash-oauth-error>{escape(error)}</code></p>"
         f"<p id=dash-oauth-error-description>{escape(description)}</p>{trace}"
         f'<p><a class=button id=dash-oauth-retry href="{escape(retry_url)}">Try again</a></p>'
     )
-    return _page("Sign-in failed", body, clean_path=clean_path, status=status)
+    return _page(title, body, clean_path=clean_path, status=status)
 
 
 def step_page(target: str, *, clean_path: str, title: str = "Signing you in") -> Response:

@@ -12,6 +12,7 @@ the address bar never keeps ``code``, ``state``, ``iss`` or a bridge handle.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ from dash_oauth_otel.errors import CallbackQueryError
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import InputError
 from dash_oauth_otel.errors import StateError
+from dash_oauth_otel.errors import StoreError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
@@ -53,7 +55,14 @@ from dash_oauth_otel.telemetry.redact import digest
 if TYPE_CHECKING:
     from dash_oauth_otel.adapter.module import DashOAuth
 
-__all__ = ["FORM_POST_MAX_BYTES", "register"]
+__all__ = [
+    "FORM_POST_MAX_BYTES",
+    "STORE_FAILURE_MESSAGE",
+    "register",
+    "store_failure_page",
+]
+
+_log = logging.getLogger("dash_oauth_otel")
 
 FORM_POST_MAX_BYTES = 65536
 """Largest ``form_post`` body accepted."""
@@ -142,6 +151,8 @@ def _take(module: DashOAuth, handle: str) -> dict[str, str] | None:
 def _failure_page(
     module: DashOAuth, exc: DashOAuthError, *, next_path: str | None = None
 ) -> Response:
+    if isinstance(exc, StoreError):
+        return store_failure_page(module, exc)
     description = exc.message
     if isinstance(exc, AuthorizationError) and exc.description:
         description = f"{exc.message} {exc.description}"
@@ -154,6 +165,52 @@ def _failure_page(
         clean_path=module.url("callback"),
         status=status,
     )
+
+
+STORE_FAILURE_MESSAGE = (
+    "The app cannot reach the store of its sign-ins right now; please try again in a moment."
+)
+
+
+def store_failure_page(module: DashOAuth, exc: StoreError) -> Response:
+    """Answer a request the store failed: the details go to the log, never to the browser.
+
+    A store's message names its location and the backend's own words (a file
+    path, a server address), which are the operator's business.
+    """
+    _log.error("the store failed (trace id %s): %s", exc.trace_id, exc.message)
+    audit.emit(
+        audit.ERROR,
+        **module.client.audit_fields(),
+        phase=exc.phase or "store",
+        reason=exc.reason or "store_unavailable",
+        error_class=type(exc).__qualname__,
+        message=STORE_FAILURE_MESSAGE,
+    )
+    if flask.request.path.endswith("/_dash-update-component") or not _wants_page(flask.request):
+        response = flask.jsonify({"error": exc.error, "message": STORE_FAILURE_MESSAGE})
+        response.status_code = 503
+        return no_store(response)
+    return error_page(
+        error=exc.error,
+        description=STORE_FAILURE_MESSAGE,
+        trace_id=exc.trace_id,
+        retry_url=_retry_after_store_failure(module, flask.request),
+        clean_path=flask.request.path,
+        status=503,
+        title="Temporarily unavailable",
+    )
+
+
+def _retry_after_store_failure(module: DashOAuth, request: flask.Request) -> str:
+    # A module route (a callback with its code, a logout) is not repeated: sign in again.
+    if request.method != "GET" or request.path.startswith(module.url("")):
+        return module.login_url()
+    return request.full_path.rstrip("?")
+
+
+def _wants_page(request: flask.Request) -> bool:
+    return request.accept_mimetypes.accept_html
 
 
 # -- login ---------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_oidcc_client_test_rp_init_logout(running_app, telemetry):
         assert "document.getElementById('dash-oauth-end-session').submit()" in done.response.text
         # The app's session is over and the browser is marked signed out.
         assert http.get("/oauth/status").json()["authenticated"] is False
-        assert http.cookies.get("dash_oauth_signed_out") == "1"
+        assert http.cookies.get(running.module.cookies.signed_out_name) == "1"
 
         # The provider accepts the POST, asks "sign out?", and returns with the state.
         result = logout(done.form.action, http_client=http, form=done.form.fields)

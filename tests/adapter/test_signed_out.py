@@ -55,9 +55,9 @@ def test_after_logout_the_guard_shows_the_signed_out_page(running_app: RunningAp
     with running_app.http() as http:
         _log_in(http)
         done = _log_out(http)
-        marker = [c for c in done.headers.get_list("set-cookie") if "dash_oauth_signed_out=" in c]
+        marker = [c for c in done.headers.get_list("set-cookie") if "dash_oauth_signed_out_" in c]
         assert len(marker) == 1 and "HttpOnly" in marker[0]
-        assert "dash_oauth_signed_out=1" in marker[0]
+        assert "=1;" in marker[0]
         # A page load: the signed-out page, not a redirect to the provider.
         page = http.get("/reports", headers={"Accept": "text/html"})
         assert page.status_code == 401 and "You signed out" in page.text
@@ -73,7 +73,7 @@ def test_after_logout_the_guard_shows_the_signed_out_page(running_app: RunningAp
         # "Sign in" is the user asking: the marker goes, and auto-redirect applies again.
         start = http.get("/oauth/login?next=/reports")
         assert start.status_code == 302
-        cleared = [c for c in start.headers.get_list("set-cookie") if "dash_oauth_signed_out=" in c]
+        cleared = [c for c in start.headers.get_list("set-cookie") if "dash_oauth_signed_out_" in c]
         assert len(cleared) == 1 and "Max-Age=0" in cleared[0]
         assert http.get("/reports", headers={"Accept": "text/html"}).status_code == 302
 

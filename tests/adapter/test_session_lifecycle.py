@@ -117,6 +117,20 @@ def test_idle_sessions_end_and_are_revoked_by_the_sweeper(idp, telemetry):
     assert telemetry.spans("dash_oauth_otel.session.end.revoke")
 
 
+def test_a_short_idle_timeout_is_honoured_while_the_session_is_in_use(idp, telemetry):
+    """``idle_timeout=3``: activity every second keeps the session for twice that and
+    more (its last activity is written often enough); then three idle seconds end it."""
+    with app_and_browser(idp, idle_timeout=3) as (running, http):
+        _log_in(http)
+        for _ in range(8):
+            time.sleep(1.0)
+            assert http.get("/oauth/status").json()["authenticated"] is True
+        assert running.module.sessions.touch_interval <= 0.75
+        time.sleep(3.3)
+        assert http.get("/oauth/status").json()["authenticated"] is False
+    assert [e["reason"] for e in telemetry.events("audit_session_ended")] == ["idle_timeout"]
+
+
 def test_max_lifetime_ends_session_lazily(idp):
     with app_and_browser(idp, max_lifetime=1) as (_running, http):
         _log_in(http)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dash_oauth_otel.core.client import DEFAULT_OIDC_SCOPES
 from dash_oauth_otel.core.client import RESERVED_AUTH_PARAMS
 from dash_oauth_otel.core.client import RESERVED_TOKEN_PARAMS
 from dash_oauth_otel.core.client import OAuthClient
@@ -383,3 +384,11 @@ def test_http_policy_of_provider_allows_loopback_redirect(make_client, make_prov
     )
     client = make_client(provider, redirect_uri="http://localhost:8050/cb")
     assert client.redirect_uri == "http://localhost:8050/cb"
+
+
+def test_an_openid_client_naming_no_scopes_asks_for_profile_and_email(make_client, make_provider):
+    assert make_client().scopes == DEFAULT_OIDC_SCOPES == ("openid", "profile", "email")
+    assert make_client(scopes=("openid",)).scopes == ("openid",)
+    assert make_client(scopes=("groups",)).scopes == ("openid", "groups")
+    # A plain OAuth 2.0 provider has no OpenID scopes to ask for.
+    assert make_client(provider=make_provider(oidc=False)).scopes == ()

@@ -20,6 +20,7 @@ import httpx
 
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
+from tests.cookies import session_cookie
 from tests.idp.harness import login
 from tests.idp.harness import logout
 
@@ -58,7 +59,7 @@ def _log_in(running: RunningApp, http: httpx.Client) -> str:
     assert first.status_code == 302
     landed = login(first.headers["location"], http_client=http).deliver(http)
     assert landed.status_code == 303, landed.text
-    record = running.module.sessions.load(http.cookies.get("dash_oauth_session"))
+    record = running.module.sessions.load(session_cookie(http.cookies))
     assert record is not None and record.token.id_token
     return str(record.token.id_token)
 

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         idp.start()
         registered = idp.register_client(
             [f"{origin}/oauth/callback"],
-            post_logout_redirect_uris=[f"{origin}/"],
+            post_logout_redirect_uris=[f"{origin}/oauth/signed-out"],
             access_token_ttl=settings.token_ttl,
         )
         provider = oidc_discover(idp.issuer, name="demo-idp", allow_insecure_loopback=True)

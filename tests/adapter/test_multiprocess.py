@@ -33,7 +33,7 @@ def gunicorn_app(request, idp, tmp_path):
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
         [f"{origin}/oauth/callback"],
-        post_logout_redirect_uris=[f"{origin}/"],
+        post_logout_redirect_uris=[f"{origin}/oauth/signed-out"],
         backchannel_logout_uri=f"{origin}/oauth/backchannel-logout",
         backchannel_logout_session_required=True,
     )

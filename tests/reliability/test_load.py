@@ -77,7 +77,7 @@ def cluster(request, idp, tmp_path):
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
-        [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/"]
+        [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/oauth/signed-out"]
     )
     namespace = f"test-load-{uuid.uuid4().hex}"
     env = {

@@ -92,7 +92,7 @@ def serve(
     registered = idp.register_client(
         registered_redirect_uris or [callback],
         access_token_ttl=access_token_ttl,
-        post_logout_redirect_uris=[f"{origin}/"],
+        post_logout_redirect_uris=[f"{origin}/oauth/signed-out"],
     )
     provider = oidc_discover(
         idp.issuer, name="test-idp", allow_insecure_loopback=True, timeout=timeout

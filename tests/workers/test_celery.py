@@ -303,7 +303,7 @@ def test_the_redis_celery_example_signs_in(idp, tmp_path):
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
-        [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/"]
+        [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/oauth/signed-out"]
     )
     queue = f"dash-oauth-otel-example-{uuid.uuid4().hex[:12]}"
     namespace = f"example-{uuid.uuid4().hex[:12]}"

@@ -24,7 +24,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-SECRET = "benchmark-secret-" + "b" * 40
+SECRET = "benchmark-secret-MdgaKjIg8xNbe3nNyjOq9wMxEhh2"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -85,7 +85,8 @@ class Server:
     def start(self) -> Server:
         self.port = free_port()
         registered = self.provider.register_client(
-            [self.origin + self.callback_path], post_logout_redirect_uris=[self.origin + "/oauth/signed-out"]
+            [self.origin + self.callback_path],
+            post_logout_redirect_uris=[self.origin + "/oauth/signed-out"],
         )
         self.client_id = registered.client_id
         self.client_secret = registered.client_secret or ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def test_the_integration_block_runs(monkeypatch, tmp_path):
 
     monkeypatch.setattr(dash_oauth_otel, "oidc_discover", discovered)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the default store goes
+    monkeypatch.setenv("DASH_OAUTH_SECRET_KEY", secrets.token_urlsafe(32))
     namespace: dict[str, object] = {"__name__": "readme_example"}
     exec(compile(BLOCKS[0], "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
     auth = namespace["auth"]

@@ -38,14 +38,36 @@ MAX_SEALED_CHARS = 8192
 """Largest sealed token accepted for decoding."""
 
 
+_GENERATE = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+_MIN_DISTINCT_BYTES = 12
+_PLACEHOLDERS = (
+    b"secret material",
+    b"change me",
+    b"change-me",
+    b"changeme",
+    b"your secret",
+    b"your-secret",
+)
+
+
 def normalize_secret(secret: str | bytes, *, what: str = "state_key") -> bytes:
-    """Return the secret as bytes, refusing one shorter than 32 bytes."""
+    """Return the secret as bytes, refusing one that is short or plainly not secret.
+
+    Refused: fewer than 32 bytes; fewer than 12 distinct bytes (``"x" * 32``,
+    a repeated word); text that reads as a placeholder ("... secret material
+    ...", "change me").  A key from :func:`secrets.token_urlsafe` passes.
+    """
     raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
     if len(raw) < 32:
+        raise ConfigError(f"{what} must be at least 32 bytes of secret material; {_GENERATE}.")
+    if len(set(raw)) < _MIN_DISTINCT_BYTES:
         raise ConfigError(
-            f"{what} must be at least 32 bytes of secret material; generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            f"{what} repeats too few characters to be secret ({len(set(raw))} distinct); "
+            f"{_GENERATE}."
         )
+    lowered = raw.lower()
+    if any(phrase in lowered for phrase in _PLACEHOLDERS):
+        raise ConfigError(f"{what} reads as a placeholder, not a secret; {_GENERATE}.")
     return raw
 
 
@@ -59,14 +81,17 @@ class Sealer:
     :param secret: At least 32 bytes of secret material.
     :param purpose: A label such as ``"state"``; distinct labels give unrelated keys.
     :param context: What the sealed values belong to (say, an issuer and a client
-        id), bound as associated data: a value sealed under another context
-        fails to unseal, even under the same secret and purpose.
+        id): the salt of the key derivation and associated data, so a value
+        sealed under another context fails to unseal, even under the same
+        secret and purpose.
     """
 
     def __init__(self, secret: str | bytes, purpose: str, *, context: str = "") -> None:
         ikm = normalize_secret(secret)
         label = f"dash_oauth_otel/{purpose}/v{_VERSION}".encode()
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(ikm)
+        # The context also salts the key (RFC 5869 §3.1): each app its own keys.
+        salt = context.encode() if context else None
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=label).derive(ikm)
         self._label = label.decode()
         self._aad = label + (b"\0" + context.encode() if context else b"")
         self._aead = AESGCM(key)

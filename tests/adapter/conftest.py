@@ -21,7 +21,7 @@ from examples.basic_app import create_app
 from tests.idp.harness import RegisteredClient
 from tests.idp.harness import TestProvider
 
-SECRET = "adapter-test-secret-" + "s" * 32
+SECRET = "adapter-test-secret-Qm8vX2pL9rTz4WkB7nYc1HdF5sGj"
 
 
 class _LateApp:

@@ -18,7 +18,7 @@ def _env(idp, **extra):
         "DASH_OAUTH_CLIENT_ID": "conf-basic",
         "DASH_OAUTH_CLIENT_SECRET": "conf-basic-secret",
         "DASH_OAUTH_REDIRECT_URI": "http://127.0.0.1:8050/oauth/callback",
-        "DASH_OAUTH_SECRET_KEY": "e" * 40,
+        "DASH_OAUTH_SECRET_KEY": "environment-key-Hq7Wz3Lx9Rm2Vt8Bn5Yc4Pd6Kf",
         "DASH_OAUTH_SCOPES": "profile groups",
         **extra,
     }

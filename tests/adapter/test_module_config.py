@@ -33,7 +33,7 @@ def _client(**overrides):
         "client_id": "app",
         "client_secret": "s3cret",
         "redirect_uri": "https://dash.example.com/oauth/callback",
-        "state_key": "k" * 40,
+        "state_key": "module-config-key-Zr7Kq2Wm9Xv4Lt8Bn3Yc6Pd1Hf",
         "state_store": MemoryStore(),
     }
     base.update(overrides)
@@ -68,7 +68,9 @@ def test_requires_a_shared_state_key():
     with pytest.raises(ConfigError, match="state_key"):
         DashOAuth(Dash(__name__), client)
     with pytest.raises(ConfigError, match="state_key"):
-        DashOAuth(Dash(__name__), client, secret_key="x" * 32)
+        DashOAuth(
+            Dash(__name__), client, secret_key="module-config-secret-Tq8Wn2Lr5Yv9Kx3Bm7Cd4Ph6"
+        )
 
 
 def test_short_secret_refused():

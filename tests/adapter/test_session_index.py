@@ -13,7 +13,7 @@ from dash_oauth_otel.adapter.sessions import INDEX_PREFIXES
 from dash_oauth_otel.adapter.sessions import SessionManager
 from dash_oauth_otel.adapter.sessions import SessionRecord
 
-SECRET = "session-index-secret-" + "x" * 32
+SECRET = "session-index-secret-Vb3nK8qZr2Lw7YtD9mXc4PfH6sJ"
 
 
 def token(sub: str, sid: str | None = None) -> OAuthToken:

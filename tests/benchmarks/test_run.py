@@ -41,7 +41,7 @@ def _env(idp, variant: str, store: Path, callback_path: str) -> dict[str, str]:
         "BENCH_ISSUER": idp.issuer,
         "BENCH_CLIENT_ID": registered.client_id,
         "BENCH_CLIENT_SECRET": registered.client_secret or "",
-        "BENCH_SECRET": "s" * 32,
+        "BENCH_SECRET": "bench-secret-Gx5Wq8Zr3Lm9Vt2Bn7Yc4Pd6Hf1Kj",
         "BENCH_STORE": f"diskcache:{store}",
     }
 

@@ -16,7 +16,7 @@ from dash_oauth_otel.stores import MemoryStore
 from tests.idp.harness import DEFAULT_REDIRECT_URI
 from tests.idp.harness import TestProvider
 
-STATE_KEY = "test-state-key-" + "k" * 32
+STATE_KEY = "test-state-key-ljoQoaF1LlqsajAIxNKu8iS2G8NP"
 
 CLIENTS: dict[str, dict[str, Any]] = {
     "conf-basic": {"client_secret": "conf-basic-secret", "auth_style": "client_secret_basic"},

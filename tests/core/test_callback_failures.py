@@ -142,7 +142,7 @@ def test_tampered_state_rejected_and_rightful_login_survives(
 
 
 def test_state_sealed_under_another_key_rejected(make_client, browser_token):
-    other = make_client(state_key="another-key-" + "z" * 32)
+    other = make_client(state_key="another-key-RVdD53X83RZJzzzzgEOzdmenCkhv")
     params = _start(other, browser_token)
     with pytest.raises(StateError) as caught:
         handle_callback(make_client(), params, browser_token)

@@ -19,7 +19,7 @@ from dash_oauth_otel.errors import StateError
 
 BASE = "https://idp.example"
 REDIRECT = "https://app.example/oauth/callback"
-STATE_KEY = "state-key-" + "x" * 32
+STATE_KEY = "state-key-StPKR0CsTy4Qwb8DwkNhFdnXsiVp"
 SECRET = "client-secret-value"
 
 
@@ -332,7 +332,9 @@ def test_telemetry_attributes_carry_only_a_client_id_digest(make_client) -> None
 
 def test_policy_fingerprint_is_stable(make_client) -> None:
     first = make_client(scopes=("email", "profile"))
-    second = make_client(scopes=("profile", "email"), state_key="another-key-" + "y" * 32)
+    second = make_client(
+        scopes=("profile", "email"), state_key="another-key-zz63FfkCzJr4i0B3JrTAwR4y9ojf"
+    )
     assert first.policy_fingerprint() == second.policy_fingerprint()
     assert len(first.policy_fingerprint()) == 64
 

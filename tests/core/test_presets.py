@@ -127,7 +127,7 @@ def test_google_client_auth_methods(closing) -> None:
         client_id="id",
         client_secret="secret",
         redirect_uri="https://app.example/cb",
-        state_key="k" * 32,
+        state_key="key-lSXpfKtHF4vUCsMehGAkWvj7FAc9",
     )
     assert client.auth_style == "client_secret_basic"
     with pytest.raises(ConfigError):
@@ -135,7 +135,7 @@ def test_google_client_auth_methods(closing) -> None:
             provider=provider,
             client_id="id",
             redirect_uri="https://app.example/cb",
-            state_key="k" * 32,
+            state_key="key-QeWJKY40uvSwMFLZDe1f8rESQedU",
         )
 
 

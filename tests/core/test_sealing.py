@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 
 import pytest
 
@@ -12,8 +13,8 @@ from dash_oauth_otel.core.sealing import normalize_secret
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import StateError
 
-SECRET = "s" * 32
-OTHER_SECRET = "o" * 32
+SECRET = "sealing-secret-Wq4Zx8Lm2Rv7Kt9Bn3Yc6Pd1Hf"
+OTHER_SECRET = "other-secret-Pn6Ty2Wq8Zr3Lm9Vx5Bk7Cd4Hj"
 PAYLOAD = {"s": "random-state", "n": 3, "nested": {"k": ["v"]}}
 
 
@@ -41,14 +42,34 @@ def sealer() -> Sealer:
 
 
 def test_normalize_secret_accepts_32_bytes_of_str_or_bytes() -> None:
-    assert normalize_secret("k" * 32) == b"k" * 32
-    assert normalize_secret(b"\x00" * 32) == b"\x00" * 32
-    assert normalize_secret(bytearray(b"k" * 40)) == b"k" * 40
+    drawn = secrets.token_urlsafe(32)
+    assert normalize_secret(drawn) == drawn.encode()
+    assert normalize_secret(bytes(range(32))) == bytes(range(32))
+    assert normalize_secret(bytearray(range(40))) == bytes(range(40))
 
 
 def test_normalize_secret_counts_utf8_bytes_not_characters() -> None:
-    # 11 characters of 3 UTF-8 bytes each: 33 bytes.
-    assert len(normalize_secret("€" * 11)) == 33
+    # 10 characters of 3 UTF-8 bytes each: 30 bytes.
+    with pytest.raises(ConfigError, match="32 bytes"):
+        normalize_secret("€" * 10)
+    assert len(normalize_secret("€äöü¢£¥§©®±µ" * 2)) == 50
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "k" * 32,
+        b"\x00" * 32,
+        "abc" * 20,
+        "at least 32 bytes of secret material, same on every worker",
+        "please-change-me-before-production-0123456789",
+    ],
+)
+def test_normalize_secret_refuses_what_is_plainly_not_secret(secret: str | bytes) -> None:
+    with pytest.raises(ConfigError) as caught:
+        normalize_secret(secret, what="state_key")
+    assert "state_key" in caught.value.message
+    assert "secrets.token_urlsafe(32)" in caught.value.message
 
 
 @pytest.mark.parametrize("secret", ["", "short", "k" * 31, b"k" * 31])

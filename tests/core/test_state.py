@@ -33,7 +33,7 @@ from dash_oauth_otel.stores import MemoryStore
 
 BASE = "https://idp.example"
 REDIRECT = "https://app.example/oauth/callback"
-STATE_KEY = "state-key-" + "s" * 32
+STATE_KEY = "state-key-Lq7Zx2Wm9Rv4Kt8Bn3Yc6Pd1HfGs"
 T0 = 1_700_000_000.0
 
 
@@ -231,7 +231,7 @@ def test_open_refuses_garbage(client: OAuthClient) -> None:
 
 
 def test_open_refuses_state_of_another_key(client: OAuthClient, make_client) -> None:
-    other = make_client(state_key="another-key-" + "o" * 32)
+    other = make_client(state_key="another-key-h8oOOL8dKLzdocJ2isAjIhKtJ0Rl")
     sealed, _ = seal_state(other, trace_id="t", max_age=None, otel=None, app=None)
     assert state_error(lambda: open_state(client, sealed)).reason == "gcm_auth_failed"
 
@@ -433,7 +433,9 @@ def test_unknown_state_has_no_values(client: OAuthClient) -> None:
 
 def test_values_of_another_key_refused(client: OAuthClient, make_client) -> None:
     state = minted(client)
-    other = make_client(state_key="another-key-" + "o" * 32, state_store=client.state_store)
+    other = make_client(
+        state_key="another-key-gLKOmxgJTeKdNnFRIBXuDL7DxtpY", state_store=client.state_store
+    )
     store_one_time(other, state, values())
     assert state_error(lambda: take_one_time(client, state)).reason == "gcm_auth_failed"
 

@@ -67,7 +67,7 @@ def make_client(recorder: Recorder) -> Iterator[Callable[..., OAuthClient]]:
             "client_id": "app",
             "client_secret": "s3cret",
             "redirect_uri": "https://app.example/cb",
-            "state_key": "k" * 32,
+            "state_key": "token-endpoint-key-Rw6Nq3Zx8Lm2Vt9Bk5Yc7Pd4Hf",
         }
         options.update(overrides)
         return OAuthClient(**options)

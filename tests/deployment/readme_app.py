@@ -1,7 +1,8 @@
 """WSGI entry point: the README's integration block, as written, against the test provider.
 
 Only its literal values change: the issuer, client id, secret and redirect URI
-of a client registered at the loopback provider (the env ``README_*``).  With
+of a client registered at the loopback provider (the env ``README_*``); the
+state key comes from ``DASH_OAUTH_SECRET_KEY`` as the README says.  With
 ``README_DROP_STATE_KEY=1`` the block runs without its ``state_key=`` line, as
 a reader who skips it would.
 """
@@ -38,7 +39,7 @@ def configured(block: str, env: dict[str, str]) -> str:
         assert block.count(old) == 1, f"the README block no longer has {old!r}"
         block = block.replace(old, new)
     if env.get("README_DROP_STATE_KEY") == "1":
-        block, dropped = re.subn(r"\n\s*state_key=.*,", "", block)
+        block, dropped = re.subn(r"\n\s*state_key=.*", "", block)
         assert dropped == 1, "the README block no longer sets state_key"
     return block
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def _gunicorn(idp, tmp_path: Path, **extra: str) -> tuple[str, subprocess.Popen[
         "README_CLIENT_ID": registered.client_id,
         "README_CLIENT_SECRET": registered.client_secret or "",
         "README_REDIRECT_URI": f"{origin}/oauth/callback",
+        "DASH_OAUTH_SECRET_KEY": secrets.token_urlsafe(32),
         **extra,
     }
     log = tmp_path / "gunicorn.log"
@@ -120,3 +122,17 @@ def test_the_readme_block_without_its_state_key_refuses_to_start(idp, tmp_path):
     output = log.read_text()
     assert process.returncode != 0
     assert "ConfigError" in output and "state_key" in output, output[-2000:]
+
+
+def test_the_readme_block_with_its_placeholder_key_refuses_to_start(idp, tmp_path):
+    """A reader who pastes a made-up key gets a ConfigError saying how to draw one."""
+    placeholder = "at least 32 bytes of secret material, same on every worker"
+    _origin, process, log = _gunicorn(idp, tmp_path, DASH_OAUTH_SECRET_KEY=placeholder)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("gunicorn started with a placeholder key: " + log.read_text()[-2000:])
+    output = log.read_text()
+    assert process.returncode != 0
+    assert "ConfigError" in output and "secrets.token_urlsafe(32)" in output, output[-2000:]

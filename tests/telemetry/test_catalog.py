@@ -74,7 +74,7 @@ from tests.idp.harness import logout
 
 ROOT = Path(__file__).resolve().parents[2]
 VIGNETTE = ROOT / "vignettes" / "opentelemetry.md"
-STATE_KEY = "catalog-state-key-" + "c" * 32
+STATE_KEY = "catalog-state-key-u8jzPde0IgxLd6GncfBAepfJBd0K"
 
 WORKER_SPANS = frozenset(
     {
@@ -1108,7 +1108,8 @@ issuer = os.environ["ISSUER"]
 provider = oidc_discover(issuer, name="test-idp", allow_insecure_loopback=True)
 core = OAuthClient(
     provider=provider, client_id="conf-basic", client_secret="conf-basic-secret",
-    redirect_uri="http://127.0.0.1:9/cb", scopes=("profile",), state_key="k" * 40,
+    redirect_uri="http://127.0.0.1:9/cb", scopes=("profile",),
+    state_key="catalog-key-Jm4Xq9Wz2Lr7Vt5Bn8Yc3Pd6Hf1Ks",
     state_store=MemoryStore(), use_par=False,
 )
 browser = secrets.token_urlsafe(32)
@@ -1120,7 +1121,8 @@ origin = os.environ["APP_ORIGIN"]
 client = OAuthClient(
     provider=provider, client_id=os.environ["APP_CLIENT_ID"],
     client_secret=os.environ["APP_CLIENT_SECRET"], redirect_uri=origin + "/oauth/callback",
-    scopes=("profile",), state_key="k" * 40, state_store=MemoryStore(),
+    scopes=("profile",), state_key="catalog-key-Jm4Xq9Wz2Lr7Vt5Bn8Yc3Pd6Hf1Ks",
+    state_store=MemoryStore(),
 )
 app = create_app(client)
 web = app.server.test_client()

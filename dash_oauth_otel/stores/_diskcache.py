@@ -20,20 +20,22 @@ The directory must be on a local filesystem: SQLite's locking, on which all of
 the above rests, is unreliable on network filesystems (NFS, SMB).
 
 Reads are served from a per-process copy while nothing has been written: every
-write, by any process, stores a new random *generation* in a small
-memory-mapped file of the directory after its transaction commits, and a read
-reuses the copy it made only while the generation is still the one it saw
-before reading the database (and the entry has not expired).  A deleted
+write, by any process, gives the file ``dash_oauth_otel.generation`` of the
+directory a new random modification time after its transaction commits, and a
+read reuses the copy it made only while the file's status is still the one it
+saw before reading the database (and the entry has not expired).  A deleted
 session is therefore seen by the next read in every process, and a read that
-finds nothing written since costs no query.  The directory belongs to the
-store: a program writing to the database without it (plain ``diskcache`` on
-the same directory) does not change the generation.
+finds nothing written since costs one ``lstat`` and no query.  The generation
+fails closed: a file removed, replaced, truncated, made unreadable or turned
+into a directory changes its status or is not trusted, so every process reads
+the database (see the ``_generation`` module beside this one).  The directory
+belongs to the store: a program writing to the database without it (plain
+``diskcache`` on the same directory) does not change the generation.
 """
 
 from __future__ import annotations
 
 import getpass
-import mmap
 import os
 import re
 import sqlite3
@@ -60,41 +62,15 @@ from dash_oauth_otel.stores._common import check_wait
 from dash_oauth_otel.stores._common import lock_context
 from dash_oauth_otel.stores._common import new_token
 from dash_oauth_otel.stores._common import poll_until
+from dash_oauth_otel.stores._generation import Generation
+from dash_oauth_otel.stores._generation import Stamp
 
 __all__ = ["DiskcacheStore", "default_directory"]
 
 _BACKEND_ERRORS = (diskcache.Timeout, sqlite3.Error, OSError)
 
 
-_GENERATION_FILE = "dash_oauth_otel.generation"
-_GENERATION_SIZE = 8
 _READ_COPIES = 4096  # entries kept per process (the copies are dropped at once past this)
-
-
-class _Generation:
-    """A random value shared by the processes of the host, replaced after each write.
-
-    Held in a memory-mapped file so that reading it is a memory read: no
-    system call, no query.  A read racing with a replacement can at worst see
-    half of each value, which differs from the value it replaces (but for a one
-    in 2**32 chance, for that one read): it costs a database read, nothing more.
-    """
-
-    def __init__(self, directory: str) -> None:
-        path = os.path.join(directory, _GENERATION_FILE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            if os.fstat(fd).st_size < _GENERATION_SIZE:
-                os.ftruncate(fd, _GENERATION_SIZE)  # zero-filled; never shrinks a live file
-            self._map = mmap.mmap(fd, _GENERATION_SIZE)
-        finally:
-            os.close(fd)
-
-    def current(self) -> bytes:
-        return self._map[:_GENERATION_SIZE]
-
-    def advance(self) -> None:
-        self._map[:_GENERATION_SIZE] = os.urandom(_GENERATION_SIZE)
 
 
 def default_directory() -> Path:
@@ -186,11 +162,11 @@ class DiskcacheStore:
             self._cache: Any = diskcache.Cache(
                 self._directory, timeout=self._timeout, eviction_policy="none"
             )
-            self._generation = _Generation(self._directory)
         except _BACKEND_ERRORS as exc:
             raise self._error("open", exc) from exc
+        self._generation = Generation(self._directory)
         # full key -> (generation before the read, value, expiry time or None)
-        self._copies: dict[str, tuple[bytes, bytes, float | None]] = {}
+        self._copies: dict[str, tuple[Stamp, bytes, float | None]] = {}
 
     @property
     def directory(self) -> str:
@@ -259,7 +235,9 @@ class DiskcacheStore:
         # this point changes it, so a copy made now is never reused past it.
         generation = self._generation.current()
         copy = self._copies.get(full)
-        if (
+        if generation is None:  # the generation cannot be trusted: no copy is used or made
+            self._copies.clear()
+        elif (
             copy is not None
             and copy[0] == generation
             and (copy[2] is None or copy[2] > time.time())
@@ -270,7 +248,7 @@ class DiskcacheStore:
         except _BACKEND_ERRORS as exc:
             raise self._error("get", exc) from exc
         found = self._as_result(value)
-        if found is not None:
+        if found is not None and generation is not None:
             if len(self._copies) >= _READ_COPIES:
                 self._copies.clear()
             self._copies[full] = (generation, found, expires)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,7 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dash_oauth_otel.stores import DiskcacheStore
+from dash_oauth_otel.stores._generation import GENERATION_FILE
 from tests.adapter.conftest import SECRET
+from tests.cookies import session_cookie
 from tests.idp.harness import login
 from tests.idp.harness import logout
 
@@ -141,3 +146,54 @@ def test_back_channel_logout_ends_the_session_in_every_worker(gunicorn_app, idp)
         logout(idp.endpoint("end_session"), http_client=http)
         assert set(_every_worker(http).values()) == {False}
         assert http.get("/oauth/status").json()["authenticated"] is False
+
+
+def _replace_file(path: Path) -> None:
+    fresh = path.with_name("fresh")
+    fresh.write_bytes(b"\0" * 8)
+    os.replace(fresh, path)
+
+
+def _truncate_file(path: Path) -> None:
+    os.truncate(path, 0)
+
+
+def _deaths(log: Path) -> list[str]:
+    """Gunicorn's lines about workers that died (a signal such as SIGBUS, or an exit)."""
+    return re.findall(r".*Worker \(pid:\d+\) (?:was sent \w+|exited).*", log.read_text())
+
+
+@pytest.mark.parametrize("gunicorn_app", ["diskcache"], indirect=True)
+@pytest.mark.parametrize("change", [_replace_file, _truncate_file], ids=["replaced", "truncated"])
+def test_a_changed_generation_file_hides_no_ended_session(gunicorn_app, tmp_path, change):
+    """Every worker holds a copy of the session; the generation file is then replaced
+    (or truncated) and the session ended: every worker refuses it, and none died.
+
+    A replaced file is followed by a delete from this process (a store opened after
+    the change, like a restarted worker), a truncated one by a logout at the app.
+    """
+    origin, _process = gunicorn_app
+    directory = tmp_path / "store"
+    with httpx.Client(base_url=origin, timeout=30) as http:
+        start = http.get("/oauth/login")
+        login(start.headers["location"], http_client=http).deliver(http)
+        before = _every_worker(http)
+        assert set(before.values()) == {True}
+        change(directory / GENERATION_FILE)
+        assert _every_worker(http) == before, "the session is still valid, in the same workers"
+        signed_in = httpx.Cookies(http.cookies)
+        if change is _replace_file:
+            sid = session_cookie(http.cookies)
+            assert sid is not None
+            store = DiskcacheStore(directory)
+            key = "session:" + hashlib.sha256(sid.encode()).hexdigest()
+            assert store.take(key) is not None
+            store.close()
+        else:
+            csrf = http.get("/oauth/status").json()["csrf_token"]
+            assert http.post("/oauth/logout", data={"csrf_token": csrf}).status_code == 200
+    # The cookies from before the end: a browser that did not take part in it.
+    with httpx.Client(base_url=origin, timeout=30, cookies=signed_in) as probe:
+        after = _every_worker(probe)
+    assert after == dict.fromkeys(before, False), "every worker refuses the ended session"
+    assert not _deaths(tmp_path / "gunicorn.log")

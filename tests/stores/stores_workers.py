@@ -69,3 +69,28 @@ def increment_under_lock(
     finally:
         store.close()
     results.put((os.getpid(), "ok", done))
+
+
+def pass_the_turn(directory: str, me: int, count: int, rounds: int) -> None:
+    """Wait ``rounds`` times for the turn ``n`` with ``n % count == me``, then pass it on.
+
+    The turn is read with ``get`` (from the process's copy while the
+    generation is unchanged), so a write of another process that did not
+    change the generation leaves this one waiting until the deadline.
+    """
+    from dash_oauth_otel.stores import DiskcacheStore
+
+    store = DiskcacheStore(directory)
+    deadline = time.monotonic() + 90
+    try:
+        for _ in range(rounds):
+            while True:
+                turn = int(store.get("turn") or b"-1")
+                if turn % count == me:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"process {me} still sees turn {turn}")
+                time.sleep(0.001)
+            store.set("turn", str(turn + 1).encode(), 600)
+    finally:
+        store.close()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
+import multiprocessing
 import os
 import pickle
+import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import diskcache
@@ -17,7 +25,9 @@ import pytest
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import StoreError
 from dash_oauth_otel.stores import DiskcacheStore
+from dash_oauth_otel.stores import _generation
 from dash_oauth_otel.stores._diskcache import default_directory
+from dash_oauth_otel.stores._generation import GENERATION_FILE
 
 SECRET = b"sealed-secret-value"
 
@@ -248,7 +258,7 @@ def test_expired_entries_are_purged_on_write(tmp_path: Path) -> None:
         store.close()
 
 
-def _write_in_another_process(directory: Path, code: str) -> None:
+def _write_in_another_process(directory: Path, code: str, prefix: Sequence[str] = ()) -> None:
     """Run ``code`` with ``store`` open on ``directory`` in a new interpreter."""
     script = (
         "from dash_oauth_otel.stores import DiskcacheStore\n"
@@ -256,7 +266,7 @@ def _write_in_another_process(directory: Path, code: str) -> None:
         f"{code}\n"
         "store.close()\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    subprocess.run([*prefix, sys.executable, "-c", script], check=True, timeout=60)
 
 
 def test_reads_reuse_their_copy_until_a_write(
@@ -302,7 +312,206 @@ def test_a_copy_is_not_used_past_the_entry_expiry(tmp_path: Path) -> None:
 
 def test_generation_file_is_private(tmp_path: Path) -> None:
     store = DiskcacheStore(tmp_path / "cache")
-    generation = tmp_path / "cache" / "dash_oauth_otel.generation"
+    generation = tmp_path / "cache" / GENERATION_FILE
     assert mode_of(generation) == 0o600
-    assert generation.stat().st_size == 8
+    assert generation.is_file() and not generation.is_symlink()
+    store.set("k", b"v", 60)
+    assert [p.name for p in generation.parent.iterdir() if p.name.startswith(GENERATION_FILE)] == [
+        GENERATION_FILE
+    ], "no temporary file is left behind"
+    store.close()
+
+
+# -- the generation fails closed ---------------------------------------------------
+
+
+def _replace(path: Path) -> None:
+    fresh = path.with_name("fresh")
+    fresh.write_bytes(b"\0" * 8)
+    os.replace(fresh, path)
+
+
+def _socket(path: Path) -> None:
+    """A UNIX socket: not even root can open it as a file."""
+    path.unlink()
+    here = os.getcwd()
+    os.chdir(path.parent)  # a relative name keeps within the length limit of socket paths
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(path.name)
+    finally:
+        os.chdir(here)
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+TAMPERING: dict[str, Callable[[Path], None]] = {
+    "removed": Path.unlink,
+    "replaced": _replace,
+    "truncated": lambda path: os.truncate(path, 0),
+    "unreadable": lambda path: path.chmod(0),
+    "directory": _directory,
+    "socket": _socket,
+}
+IN_PROCESS = [kind for kind in TAMPERING if kind != "truncated"]  # old versions died of SIGBUS
+
+
+@pytest.mark.parametrize("kind", IN_PROCESS)
+def test_a_tampered_generation_hides_no_write_in_process(tmp_path: Path, kind: str) -> None:
+    directory = tmp_path / "cache"
+    reader = DiskcacheStore(directory)
+    reader.set("session", b"one", 60)
+    assert reader.get("session") == b"one"  # a copy is made
+    TAMPERING[kind](directory / GENERATION_FILE)
+    assert reader.get("session") == b"one"
+    writer = DiskcacheStore(directory)  # e.g. a worker started after the change
+    writer.set("session", b"two", 60)
+    assert reader.get("session") == b"two"
+    writer.delete("session")
+    assert reader.get("session") is None
+    reader.set("session", b"three", 60)
+    assert writer.get("session") == b"three"
+    writer.close()
+    reader.close()
+
+
+_READER = """
+import sys
+from dash_oauth_otel.stores import DiskcacheStore
+store = DiskcacheStore(sys.argv[1])
+for line in sys.stdin:
+    print(repr(store.get(line.strip())), flush=True)
+store.close()
+"""
+
+
+class _Reader:
+    """A store in another interpreter, answering ``get`` for each key written to it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _READER, str(directory)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def get(self, key: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(key + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        assert answer, f"the reader died: returncode {self.process.wait(10)}"
+        return answer
+
+    def finish(self) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        code = self.process.wait(30)
+        self.process.stdout.close()
+        return code
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix without the root powers that ignore file modes (when root)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("kind", list(TAMPERING))
+def test_a_tampered_generation_hides_no_write_across_processes(tmp_path: Path, kind: str) -> None:
+    directory = tmp_path / "cache"
+    store = DiskcacheStore(directory)
+    store.set("session", b"one", 60)
+    reader = _Reader(directory)
+    try:
+        assert reader.get("session") == "b'one'"  # a copy is made
+        TAMPERING[kind](directory / GENERATION_FILE)
+        assert reader.get("session") == "b'one'"  # read after the change: no SIGBUS
+        _write_in_another_process(
+            directory, "store.set('session', b'two', 60)", prefix=_unprivileged()
+        )
+        assert reader.get("session") == "b'two'"
+        _write_in_another_process(directory, "store.delete('session')")
+        assert reader.get("session") == "None"
+    finally:
+        code = reader.finish()
+        store.close()
+    assert code != -signal.SIGBUS, "the reader died of SIGBUS"
+    assert code == 0
+
+
+def test_an_unusable_generation_means_no_copies_and_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_generation, "RETRY_SECONDS", 0.0)  # retry on every read
+    directory = tmp_path / "cache"
+    path = directory / GENERATION_FILE
+    DiskcacheStore(directory).close()
+    _directory(path)
+    (path / "keep").write_bytes(b"")  # a directory that nothing replaces
+    caplog.set_level(logging.WARNING, logger="dash_oauth_otel")
+    store = DiskcacheStore(directory)
+    store.set("k", b"v", 60)
+    queries = []
+    query = store._cache.get
+    monkeypatch.setattr(store._cache, "get", lambda *a, **kw: queries.append(a) or query(*a, **kw))
+    assert [store.get("k") for _ in range(5)] == [b"v"] * 5
+    assert len(queries) == 5, "without a generation every read queries the database"
+    warnings = [r for r in caplog.records if "generation file" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].levelno == logging.WARNING
+    _write_in_another_process(directory, "store.set('k', b'w', 60)")
+    assert store.get("k") == b"w"
+    (path / "keep").unlink()
+    path.rmdir()
+    store.get("k")  # puts a fresh file back
+    assert path.is_file()
+    queries.clear()
+    assert [store.get("k") for _ in range(3)] == [b"w"] * 3
+    assert len(queries) == 1, "copies are used again once the file is back"
+    store.close()
+
+
+def test_concurrent_writers_in_several_processes_each_advance_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes pass a turn through the store, reading it from their copies.
+
+    A write that left the generation unchanged would leave the next process
+    waiting on a stale copy; the file is also replaced and removed meanwhile.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    workers = importlib.import_module("stores_workers")
+    directory = tmp_path / "cache"
+    store = DiskcacheStore(directory)
+    store.set("turn", b"0", 600)
+    context = multiprocessing.get_context("spawn")
+    count, rounds = 4, 40
+    processes = [
+        context.Process(target=workers.pass_the_turn, args=(str(directory), i, count, rounds))
+        for i in range(count)
+    ]
+    for process in processes:
+        process.start()
+    path = directory / GENERATION_FILE
+    deadline = time.monotonic() + 120
+    while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with suppress(OSError):
+            _replace(path)
+        time.sleep(0.05)
+        with suppress(OSError):
+            path.unlink()
+    for process in processes:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    assert [p.exitcode for p in processes] == [0] * count
+    assert store.get("turn") == str(count * rounds).encode()
     store.close()

@@ -160,7 +160,9 @@ def test_two_web_processes_refresh_one_session_with_one_provider_call(idp, tmp_p
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
-        [f"{origin}/oauth/callback"], access_token_ttl=3, post_logout_redirect_uris=[f"{origin}/oauth/signed-out"]
+        [f"{origin}/oauth/callback"],
+        access_token_ttl=3,
+        post_logout_redirect_uris=[f"{origin}/oauth/signed-out"],
     )
     audit_file = tmp_path / "audit.jsonl"
     env = subprocess_env(

@@ -126,10 +126,14 @@ class _CeleryPending:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
         try:
-            value = self._result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+            value = self._result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
         except CeleryTimeout as exc:
             raise TimeoutError("the worker did not answer in time") from exc
-        return str(value)
+        # Only a sealed outcome is believed: a failure stored in the result
+        # backend (which its writers can forge) is never raised as it reads.
+        if self._result.state != "SUCCESS" or not isinstance(value, str):
+            raise RuntimeError("the Celery task returned no sealed outcome")
+        return value
 
     def cancel(self) -> bool:
         self._result.revoke()

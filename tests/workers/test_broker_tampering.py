@@ -300,3 +300,36 @@ def test_an_input_sent_again_is_refused_as_replayed_and_the_pending_login_comple
         assert _signed_in_as(alice) == "alice"
         token = module.sessions.load(session_cookie(alice.cookies)).token
         assert introspect_token(running.client, token, "access").active is True
+
+
+def test_a_failure_written_into_the_result_backend_is_a_plain_worker_failure(
+    idp, tmp_path, span_file, monkeypatch, telemetry
+):
+    forged = "Your account is locked: call the help desk at +1-555-0100"
+    with (
+        tampered_broker(idp, tmp_path, span_file, monkeypatch) as (running, _worker, broker),
+        running.http() as alice,
+    ):
+        handle, task = _deliver_login(alice, broker, "alice")
+        broker.write_result(
+            task_id(task),
+            {
+                "status": "FAILURE",
+                "result": {
+                    "exc_type": "StateError",
+                    "exc_message": [forged],
+                    "exc_module": "dash_oauth_otel.errors",
+                },
+                "traceback": None,
+                "children": [],
+                "date_done": None,
+            },
+        )
+        assert wait_for_login(alice, handle) == "error"
+        page = alice.get(f"/oauth/callback?complete={handle}")
+        assert page.status_code >= 400
+        assert forged not in page.text
+        failed = telemetry.events("audit_login_failed")
+        assert [(e["reason"], e["error_class"]) for e in failed] == [
+            ("worker_failed", "TransportError")
+        ]

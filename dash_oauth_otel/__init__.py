@@ -45,6 +45,7 @@ from dash_oauth_otel.errors import PermissionDeniedError as PermissionDeniedErro
 from dash_oauth_otel.errors import PKCEError as PKCEError
 from dash_oauth_otel.errors import StateError as StateError
 from dash_oauth_otel.errors import StoreError as StoreError
+from dash_oauth_otel.errors import TaskBindingError as TaskBindingError
 from dash_oauth_otel.errors import TokenEndpointError as TokenEndpointError
 from dash_oauth_otel.errors import TransportError as TransportError
 from dash_oauth_otel.errors import UserinfoError as UserinfoError
@@ -81,6 +82,7 @@ __all__ = [
     "StateError",
     "Store",
     "StoreError",
+    "TaskBindingError",
     "TokenEndpointError",
     "TransportError",
     "UserinfoError",

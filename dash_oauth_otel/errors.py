@@ -9,6 +9,7 @@ Every error the package raises derives from :class:`DashOAuthError`::
     │   └── CallbackQueryError   the callback's parameters are malformed
     │       └── CallbackIssuerError  RFC 9207 ``iss`` missing or wrong
     ├── StateError             sealed state unusable, expired, replayed or unbound
+    │   └── TaskBindingError   a worker task's input or outcome is not that task's
     ├── AuthorizationError     the provider answered the login with an error
     ├── PKCEError              the PKCE verifier is missing or malformed
     ├── NonceError             the ID token nonce does not match
@@ -48,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "StateError",
     "StoreError",
+    "TaskBindingError",
     "TokenEndpointError",
     "TransportError",
     "UserinfoError",
@@ -134,6 +136,26 @@ class StateError(DashOAuthError):
     """The sealed state is malformed, tampered, expired, replayed or bound elsewhere."""
 
     error = "invalid_state"
+
+
+class TaskBindingError(StateError):
+    """A worker task's sealed input or outcome is used for another task than its own.
+
+    Raised by a worker refusing an input, and by the web process refusing an
+    outcome.  :attr:`reason` names the defect:
+
+    * ``operation_mismatch`` — the message asks to run another operation than
+      the one sealed in the input;
+    * ``paths_mismatch`` — the message names another client path or
+      ``worker_init`` than the ones sealed in the input;
+    * ``expired`` — the input's validity, sealed in it, has passed;
+    * ``replayed`` — a worker already ran this task;
+    * ``task_mismatch`` — the outcome belongs to another task;
+    * ``unsealable`` — the input or outcome does not open as one (tampered,
+      sealed under another key, or an outcome given as an input).
+    """
+
+    error = "task_rejected"
 
 
 class AuthorizationError(DashOAuthError):

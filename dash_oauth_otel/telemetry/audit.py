@@ -60,6 +60,7 @@ __all__ = [
     "AUDIT_STALE_RESULT_REVOKED",
     "AUDIT_STATE_PARSE_FAILURE",
     "AUDIT_STATE_STORE_LOOKUP_FAILED",
+    "AUDIT_TASK_REJECTED",
     "AUDIT_TOKEN_EXCHANGE",
     "AUDIT_TOKEN_EXCHANGE_ERROR",
     "AUDIT_TOKEN_INTROSPECTION",
@@ -101,6 +102,7 @@ AUDIT_SESSION_REJECTED: Final = "audit_session_rejected"
 AUDIT_REFRESH_FAILED_BUT_KEPT_SESSION: Final = "audit_refresh_failed_but_kept_session"
 AUDIT_INVALID_BROWSER_TOKEN: Final = "audit_invalid_browser_token"
 AUDIT_STALE_RESULT_REVOKED: Final = "audit_stale_result_revoked"
+AUDIT_TASK_REJECTED: Final = "audit_task_rejected"
 AUDIT_BACKCHANNEL_LOGOUT: Final = "audit_backchannel_logout"
 AUDIT_BACKCHANNEL_LOGOUT_REJECTED: Final = "audit_backchannel_logout_rejected"
 AUDIT_FRONTCHANNEL_LOGOUT: Final = "audit_frontchannel_logout"

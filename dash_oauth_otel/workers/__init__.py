@@ -5,7 +5,10 @@ The code exchange, refresh, revocation and introspection can run in a
 The main process captures the trace context, ``OTEL_*`` environment, switches,
 digest key and correlation id; the worker replays them, opens the catalogued
 ``*.worker`` span under the main-process parent, and returns its outcome and
-audit events, all sealed with the client's secret.
+audit events, all sealed with the client's secret.  Each task is bound to
+itself (:mod:`dash_oauth_otel.workers.binding`): a copy of its input run as
+another operation or a second time, or its outcome given to another task, is
+refused with :class:`~dash_oauth_otel.errors.TaskBindingError`.
 """
 
 from __future__ import annotations

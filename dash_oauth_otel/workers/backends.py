@@ -5,8 +5,10 @@
 * :class:`CeleryBackend` — Celery workers on any host reaching the broker
   (Redis as broker and result backend is the documented set-up).
 
-Both run :func:`dash_oauth_otel.workers.tasks.run_task` with the same sealed
-input, so what happens in a worker does not depend on the backend.
+Both run the same task (:func:`~dash_oauth_otel.workers.tasks.run_task`;
+:func:`~dash_oauth_otel.workers.tasks.run_broker_task` for Celery, which also
+requires the workers' client to share a store) with the same sealed input, so
+what happens in a worker does not depend on the backend.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 from typing import runtime_checkable
 
 from dash_oauth_otel.errors import ConfigError
+from dash_oauth_otel.workers.tasks import run_broker_task
 from dash_oauth_otel.workers.tasks import run_task
 
 __all__ = [
@@ -123,10 +126,14 @@ class _CeleryPending:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
         try:
-            value = self._result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+            value = self._result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
         except CeleryTimeout as exc:
             raise TimeoutError("the worker did not answer in time") from exc
-        return str(value)
+        # Only a sealed outcome is believed: a failure stored in the result
+        # backend (which its writers can forge) is never raised as it reads.
+        if self._result.state != "SUCCESS" or not isinstance(value, str):
+            raise RuntimeError("the Celery task returned no sealed outcome")
+        return value
 
     def cancel(self) -> bool:
         self._result.revoke()
@@ -136,7 +143,10 @@ class _CeleryPending:
 class CeleryBackend:
     """Celery workers (any host reaching the broker).
 
-    Register the task on your Celery app in the module the workers import::
+    The workers' client needs a ``state_store`` shared by every worker (a
+    ``RedisStore``): it records the tasks run, so that a task sent twice through
+    the broker runs once.  Register the task on your Celery app in the module
+    the workers import::
 
         celery_app = Celery("myapp", broker="redis://…", backend="redis://…")
         backend = CeleryBackend(celery_app)
@@ -154,7 +164,9 @@ class CeleryBackend:
             ) from exc
         self.app = app
         self.queue = queue
-        self._task = app.tasks.get(CELERY_TASK_NAME) or app.task(name=CELERY_TASK_NAME)(run_task)
+        self._task = app.tasks.get(CELERY_TASK_NAME) or app.task(name=CELERY_TASK_NAME)(
+            run_broker_task
+        )
 
     def __repr__(self) -> str:
         return f"CeleryBackend(app={getattr(self.app, 'main', self.app)!r}, queue={self.queue!r})"

@@ -45,6 +45,7 @@ __all__ = [
     "ALWAYS_CAPTURED",
     "TaskContext",
     "capture",
+    "identity_scope",
     "load_object",
     "replay",
     "start_in_context",
@@ -174,16 +175,14 @@ def _run_init(worker_init: str | None, environment: dict[str, str | None]) -> No
 
 
 @contextmanager
-def replay(
-    context: TaskContext, *, worker_init: str | None = None
-) -> Iterator[list[dict[str, Any]]]:
-    """Replay ``context`` in a worker for one task; yield the list collecting its audit events.
+def identity_scope(context: TaskContext) -> Iterator[list[dict[str, Any]]]:
+    """Make ``context``'s switches, digest key, correlation id and metadata current.
 
-    The audit events emitted during the task are collected (and returned to the
-    main process, which hands them to its own audit hook).
+    Audit events emitted inside are collected in the yielded list (and returned
+    to the main process, which hands them to its own audit hook).  Nothing of
+    the environment is applied and no set-up function runs: a worker refusing a
+    task uses this alone.
     """
-    _apply_environment(context.environment)
-    _run_init(worker_init, context.environment)
     collected: list[dict[str, Any]] = []
     settings = TelemetrySettings(
         tracing=context.switches.get("tracing"),
@@ -193,13 +192,31 @@ def replay(
         digest_key=bytes.fromhex(context.digest_key) if context.digest_key else None,
     )
     set_context_attributes({**context.attributes, attr.DASH_PROCESS_ID: os.getpid()})
-    token = otel_context.attach(_propagator.extract(context.carrier))
     try:
         with use_settings(settings), trace_id_scope(context.trace_id):
             yield collected
     finally:
-        otel_context.detach(token)
         set_context_attributes(None)
+
+
+@contextmanager
+def replay(
+    context: TaskContext, *, worker_init: str | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Replay ``context`` in a worker for one task; yield the list collecting its audit events.
+
+    Applies the captured ``OTEL_*`` environment, runs ``worker_init`` when
+    needed, attaches the parent's trace context and enters
+    :func:`identity_scope`.
+    """
+    _apply_environment(context.environment)
+    _run_init(worker_init, context.environment)
+    token = otel_context.attach(_propagator.extract(context.carrier))
+    try:
+        with identity_scope(context) as collected:
+            yield collected
+    finally:
+        otel_context.detach(token)
 
 
 def start_in_context(target: Callable[..., object], *args: object, name: str) -> threading.Thread:

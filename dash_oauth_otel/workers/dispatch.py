@@ -3,21 +3,28 @@
 :class:`Dispatcher` opens the catalogued main-process parent span
 (``refresh``, ``token.revoke``, ``token.introspect``; ``callback`` for
 exchanges), captures the context under it, seals the input with the client's
-secret, sends it to the backend and turns the sealed outcome back into a value
-or the typed error raised in the worker.  Audit events emitted in the worker are
-handed to the main process's audit hook.
+secret and the task's binding (a random task id, the operation, the import
+paths and a validity), sends it to the backend and turns the sealed outcome
+back into a value or the typed error raised in the worker.  An outcome that is
+not the one of the task waited for is refused
+(:class:`~dash_oauth_otel.errors.TaskBindingError`, ``audit_task_rejected``).
+Audit events emitted in the worker are handed to the main process's audit hook.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dash_oauth_otel import errors
 from dash_oauth_otel.core.client import OAuthClient
+from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import DashOAuthError
+from dash_oauth_otel.errors import StateError
+from dash_oauth_otel.errors import TaskBindingError
 from dash_oauth_otel.errors import TransportError
 from dash_oauth_otel.errors import WorkerTimeoutError
 from dash_oauth_otel.telemetry import attributes as attr
@@ -25,12 +32,24 @@ from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.audit import deliver_to_hook
 from dash_oauth_otel.workers.backends import PendingTask
 from dash_oauth_otel.workers.backends import WorkerBackend
+from dash_oauth_otel.workers.binding import DEFAULT_TASK_TTL
+from dash_oauth_otel.workers.binding import TaskBinding
+from dash_oauth_otel.workers.binding import audit_rejection
+from dash_oauth_otel.workers.binding import check_outcome
+from dash_oauth_otel.workers.binding import input_sealer
+from dash_oauth_otel.workers.binding import outcome_sealer
+from dash_oauth_otel.workers.binding import worker_phase
 from dash_oauth_otel.workers.context import capture
 from dash_oauth_otel.workers.context import start_in_context
-from dash_oauth_otel.workers.tasks import WORKER_SPANS
-from dash_oauth_otel.workers.tasks import task_sealer
 
-__all__ = ["PARENT_SPANS", "Dispatcher", "WorkerTimeoutError", "rebuild_error"]
+__all__ = [
+    "PARENT_SPANS",
+    "Dispatcher",
+    "SubmittedTask",
+    "WorkerTimeoutError",
+    "open_outcome",
+    "rebuild_error",
+]
 
 _log = logging.getLogger("dash_oauth_otel.workers")
 
@@ -41,6 +60,55 @@ PARENT_SPANS = {
 }
 
 
+@dataclass(frozen=True)
+class SubmittedTask:
+    """A task sent by :meth:`Dispatcher.submit`: the backend's handle and the task's binding.
+
+    :meth:`Dispatcher.outcome` accepts only the outcome of this very task.
+    """
+
+    binding: TaskBinding
+    pending: PendingTask
+
+    def result(self, timeout: float | None = None) -> str:
+        """Wait for the sealed outcome (see :meth:`PendingTask.result`)."""
+        return self.pending.result(timeout=timeout)
+
+    def cancel(self) -> bool:
+        """Try to cancel the task before it starts."""
+        return self.pending.cancel()
+
+
+def open_outcome(client: OAuthClient, sealed: str, expected: TaskBinding) -> dict[str, Any]:
+    """Open a sealed outcome and refuse it unless it is ``expected``'s.
+
+    :raises TaskBindingError: ``unsealable``, ``task_mismatch`` or
+        ``operation_mismatch``, after emitting ``audit_task_rejected``.
+    """
+    try:
+        data = outcome_sealer(client).unseal(sealed, max_chars=1 << 22)
+        check_outcome(data.get("task"), expected)
+    except StateError as exc:
+        refused = (
+            exc
+            if isinstance(exc, TaskBindingError)
+            else TaskBindingError(
+                f"The answer to a {expected.operation} task does not open as one; it was refused.",
+                reason="unsealable",
+                phase=worker_phase(expected.operation),
+            )
+        )
+        audit_rejection(
+            client,
+            refused,
+            operation=expected.operation,
+            checked_by="dispatcher",
+            task_id=expected.task_id,
+        )
+        raise refused from None
+    return data
+
+
 @dataclass
 class Dispatcher:
     """Send token operations to a worker backend.
@@ -49,18 +117,25 @@ class Dispatcher:
     :param client_path: Import path of the client in the workers (``"myapp.auth:client"``).
     :param worker_init: Import path of a telemetry set-up function run in workers.
     :param timeout: Seconds to wait for a worker's answer.
+    :param task_ttl: Seconds a task's input stays valid: a worker refuses it
+        later (it should exceed the longest queue wait, and ``timeout``).
     """
 
     backend: WorkerBackend
     client_path: str
     worker_init: str | None = None
     timeout: float = 30.0
+    task_ttl: float = DEFAULT_TASK_TTL
 
-    def submit(self, client: OAuthClient, operation: str, inputs: dict[str, Any]) -> PendingTask:
+    def submit(self, client: OAuthClient, operation: str, inputs: dict[str, Any]) -> SubmittedTask:
         """Seal and send one task (call inside its parent span)."""
-        payload = {"context": capture().to_json(), "inputs": inputs}
-        sealed = task_sealer(client).seal(payload)
-        return self.backend.submit(operation, sealed, self.client_path, self.worker_init)
+        binding = TaskBinding.new(
+            operation, self.client_path, self.worker_init, now=time.time(), ttl=self.task_ttl
+        )
+        payload = {"task": binding.to_json(), "context": capture().to_json(), "inputs": inputs}
+        sealed = input_sealer(client).seal(payload)
+        pending = self.backend.submit(operation, sealed, self.client_path, self.worker_init)
+        return SubmittedTask(binding, pending)
 
     def outcome(
         self,
@@ -72,10 +147,16 @@ class Dispatcher:
     ) -> dict[str, Any]:
         """Wait for a task and return its result, raising the worker's typed error.
 
+        :param pending: The task :meth:`submit` returned for ``operation``.
         :param on_late: Called (in a background thread) with the result of a task
             that finishes after the timeout, so that tokens nobody will use can
             be revoked.
+        :raises TaskBindingError: The answer is not this task's.
         """
+        if not isinstance(pending, SubmittedTask) or pending.binding.operation != operation:
+            raise ConfigError(
+                f"Dispatcher.outcome() takes the task Dispatcher.submit() returned for {operation}."
+            )
         try:
             sealed = pending.result(timeout=self.timeout if timeout is None else timeout)
         except TimeoutError:
@@ -83,7 +164,7 @@ class Dispatcher:
                 start_in_context(self._reap, client, operation, pending, on_late, name="reaper")
             raise WorkerTimeoutError(
                 f"The {operation} worker did not answer within {self.timeout:g} s.",
-                phase=WORKER_SPANS[operation].removeprefix("dash_oauth_otel."),
+                phase=worker_phase(operation),
                 reason="worker_timeout",
             ) from None
         except DashOAuthError:
@@ -91,10 +172,10 @@ class Dispatcher:
         except Exception as exc:
             raise TransportError(
                 f"The {operation} worker failed ({type(exc).__name__}).",
-                phase=WORKER_SPANS[operation].removeprefix("dash_oauth_otel."),
+                phase=worker_phase(operation),
                 reason="worker_failed",
             ) from exc
-        data = task_sealer(client).unseal(sealed, max_chars=1 << 22)
+        data = open_outcome(client, sealed, pending.binding)
         for event in data.get("events", []):
             deliver_to_hook(event)
         if "error" in data:

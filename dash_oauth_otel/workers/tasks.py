@@ -1,10 +1,15 @@
-"""The task a worker runs: rebuild the client, replay the context, do one token operation.
+"""The task a worker runs: rebuild the client, check the task, replay the context, run it.
 
-:func:`run_task` is the single entry point every backend executes.  Its input
-and output are sealed with the client's own secret (AES-256-GCM, purpose
-``task``): codes, tokens and the digest key never cross a broker, a pipe or a
-pickle in clear, and the client — with its secret — is rebuilt in the worker
-from an import path, never sent.
+:func:`run_task` (the process pool) and :func:`run_broker_task` (Celery) are
+the entry points the backends execute.  Input and outcome are sealed with the
+client's own secret (AES-256-GCM, purposes ``task-input`` and
+``task-outcome``): codes, tokens and the digest key never cross a broker, a
+pipe or a pickle in clear, and the client — with its secret — is rebuilt in the
+worker from an import path, never sent.  Before anything runs, the worker
+checks the task's sealed binding (:mod:`dash_oauth_otel.workers.binding`): the
+operation and paths the message names, the input's validity, and that no
+worker ran the task before.  A refused task replays nothing, calls no
+``worker_init`` and reaches no provider.
 """
 
 from __future__ import annotations
@@ -27,15 +32,25 @@ from dash_oauth_otel.core.exchange import exchange_code
 from dash_oauth_otel.core.lifecycle import introspect_token
 from dash_oauth_otel.core.lifecycle import refresh_token
 from dash_oauth_otel.core.lifecycle import revoke_token
-from dash_oauth_otel.core.sealing import Sealer
 from dash_oauth_otel.core.state import OneTimeValues
 from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import DashOAuthError
+from dash_oauth_otel.errors import StateError
+from dash_oauth_otel.errors import TaskBindingError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.metrics import instruments
+from dash_oauth_otel.workers.binding import WORKER_SPANS
+from dash_oauth_otel.workers.binding import TaskBinding
+from dash_oauth_otel.workers.binding import audit_rejection
+from dash_oauth_otel.workers.binding import check_input
+from dash_oauth_otel.workers.binding import claim_run
+from dash_oauth_otel.workers.binding import input_sealer
+from dash_oauth_otel.workers.binding import outcome_sealer
+from dash_oauth_otel.workers.binding import worker_phase
 from dash_oauth_otel.workers.context import TaskContext
+from dash_oauth_otel.workers.context import identity_scope
 from dash_oauth_otel.workers.context import load_object
 from dash_oauth_otel.workers.context import replay
 
@@ -44,19 +59,11 @@ __all__ = [
     "WORKER_SPANS",
     "error_json",
     "load_client",
+    "run_broker_task",
     "run_task",
-    "task_sealer",
 ]
 
 _log = logging.getLogger("dash_oauth_otel.workers")
-
-WORKER_SPANS: Final = {
-    "exchange": spans.CALLBACK_WORKER,
-    "refresh": spans.REFRESH_WORKER,
-    "revoke": spans.TOKEN_REVOKE_WORKER,
-    "introspect": spans.TOKEN_INTROSPECT_WORKER,
-}
-"""The catalogued bridge span of each operation."""
 
 _clients: dict[str, OAuthClient] = {}
 _clients_lock = threading.Lock()
@@ -74,12 +81,6 @@ def load_client(path: str) -> OAuthClient:
                 raise ConfigError(f"client_path {path!r} does not name an OAuthClient.")
             _clients[path] = found
         return found
-
-
-def task_sealer(client: OAuthClient) -> Sealer:
-    """The sealer of task payloads and results (keyed by the client's state key)."""
-    assert client.state_key is not None  # noqa: S101 - always set by OAuthClient
-    return Sealer(client.state_key, "task", context=client.record_context)
 
 
 def _exchange(client: OAuthClient, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -146,19 +147,100 @@ def _flush() -> None:
 
 
 def run_task(operation: str, sealed: str, client_path: str, worker_init: str | None = None) -> str:
-    """Run one token operation in this (worker) process; return the sealed outcome.
+    """Run one token operation in a process-pool worker; return the sealed outcome.
+
+    The task's id is recorded in the worker client's ``state_store`` when it has
+    one; a pool's pipe is written by its web process only, so a pool worker
+    whose client has no store still refuses a changed or expired input.
 
     :param operation: ``exchange``, ``refresh``, ``revoke`` or ``introspect``.
-    :param sealed: The sealed ``{"context": ..., "inputs": ...}`` payload.
+    :param sealed: The sealed ``{"task": ..., "context": ..., "inputs": ...}`` input.
     :param client_path: Import path of the :class:`OAuthClient`.
     :param worker_init: Import path of a telemetry set-up function, if any.
     """
+    return _execute(operation, sealed, client_path, worker_init, store_required=False)
+
+
+def run_broker_task(
+    operation: str, sealed: str, client_path: str, worker_init: str | None = None
+) -> str:
+    """Run one token operation received from a broker (Celery); return the sealed outcome.
+
+    As :func:`run_task`, except that the worker's client must have a
+    ``state_store`` shared by every worker (``RedisStore``, or ``DiskcacheStore``
+    on one host): whoever can write to the broker can send a task twice, and
+    only a shared record of the tasks run stops the second copy.
+    """
+    return _execute(operation, sealed, client_path, worker_init, store_required=True)
+
+
+def _open_input(client: OAuthClient, operation: str, sealed: str) -> dict[str, Any]:
+    try:
+        payload = input_sealer(client).unseal(sealed, max_chars=1 << 20)
+        payload["task"] = TaskBinding.from_json(payload.get("task"))
+    except StateError as exc:
+        refused = (
+            exc
+            if isinstance(exc, TaskBindingError)
+            else TaskBindingError(
+                "The task input does not open as one; it was refused.",
+                reason="unsealable",
+                phase="worker",
+            )
+        )
+        audit_rejection(client, refused, operation=operation, checked_by="worker")
+        raise refused from None
+    return payload
+
+
+def _claim(client: OAuthClient, binding: TaskBinding, now: float, *, required: bool) -> None:
+    if client.state_store is not None:
+        claim_run(client.state_store, binding, now=now)
+    elif required:
+        raise ConfigError(
+            "The worker's client has no state_store: a worker fed by a broker needs a store "
+            "shared by every worker (RedisStore) to refuse tasks sent twice.",
+            phase=worker_phase(binding.operation),
+        )
+
+
+def _execute(
+    operation: str,
+    sealed: str,
+    client_path: str,
+    worker_init: str | None,
+    *,
+    store_required: bool,
+) -> str:
     client = load_client(client_path)
-    sealer = task_sealer(client)
-    payload = sealer.unseal(sealed, max_chars=1 << 20)
+    payload = _open_input(client, operation, sealed)
+    binding: TaskBinding = payload["task"]
     context = TaskContext.from_json(payload["context"])
     started = time.time()
-    outcome: dict[str, Any] = {"worker_pid": os.getpid()}
+    outcome: dict[str, Any] = {"task": binding.echo(), "worker_pid": os.getpid()}
+    try:
+        check_input(
+            binding,
+            operation=operation,
+            client_path=client_path,
+            worker_init=worker_init,
+            now=started,
+        )
+        _claim(client, binding, started, required=store_required)
+    except DashOAuthError as exc:
+        # Refused before anything runs: no environment, no worker_init, no span.
+        with identity_scope(context) as events:
+            if isinstance(exc, TaskBindingError):
+                audit_rejection(
+                    client,
+                    exc,
+                    operation=binding.operation,
+                    checked_by="worker",
+                    task_id=binding.task_id,
+                    requested_operation=operation,
+                )
+        outcome.update(error=error_json(exc), events=events)
+        return outcome_sealer(client).seal(outcome)
     with replay(context, worker_init=worker_init) as events:
         wait = max(0.0, started - context.submitted_at) if context.submitted_at else None
         found = instruments()
@@ -179,4 +261,4 @@ def run_task(operation: str, sealed: str, client_path: str, worker_init: str | N
         finally:
             outcome["events"] = list(events)
             _flush()
-    return sealer.seal(outcome)
+    return outcome_sealer(client).seal(outcome)

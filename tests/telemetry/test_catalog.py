@@ -44,6 +44,7 @@ from dash_oauth_otel import MemoryStore
 from dash_oauth_otel import OAuthClient
 from dash_oauth_otel import OAuthProvider
 from dash_oauth_otel import StateError
+from dash_oauth_otel import TaskBindingError
 from dash_oauth_otel import TokenEndpointError
 from dash_oauth_otel import complete_callback
 from dash_oauth_otel import get_userinfo
@@ -60,6 +61,9 @@ from dash_oauth_otel.telemetry import set_audit_hook
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry import switches
 from dash_oauth_otel.telemetry.metrics import LOGIN_OUTCOMES
+from dash_oauth_otel.workers import Dispatcher
+from dash_oauth_otel.workers.binding import TaskBinding
+from dash_oauth_otel.workers.binding import outcome_sealer
 from tests import otel
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
@@ -414,9 +418,41 @@ def _core_flows(rec: _Recorder, idp: TestProvider) -> None:
             )
             moved = dataclasses.replace(client, provider=unreachable)
             assert revoke_token(moved, token, "access").status == "transport_error"
+            # A worker task's answer that belongs to another task.
+            _refuse_a_swapped_outcome(client)
         finally:
             idp.reset_faults()
             provider.close()
+
+
+class _HandOver:
+    """A worker backend that answers every task with :attr:`answer` (no worker runs)."""
+
+    answer = ""
+
+    def submit(self, operation: str, sealed: str, client_path: str, worker_init: str | None):
+        return self
+
+    def result(self, timeout: float | None = None) -> str:
+        return self.answer
+
+    def cancel(self) -> bool:
+        return False
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _refuse_a_swapped_outcome(client: OAuthClient) -> None:
+    """The sealed outcome of another task, given to the waiter of this one."""
+    backend = _HandOver()
+    dispatcher = Dispatcher(backend, "myapp.auth:client")
+    probe = {"token": {"access_token": "not-a-token"}, "which": "access"}
+    waited = dispatcher.submit(client, "introspect", probe)
+    other = TaskBinding.new("introspect", "myapp.auth:client", None, now=time.time())
+    backend.answer = outcome_sealer(client).seal({"task": other.echo(), "result": {}})
+    with pytest.raises(TaskBindingError):
+        dispatcher.outcome(client, "introspect", waited)
 
 
 def _module_login(notes: Notes, running: RunningApp, http: httpx.Client) -> httpx.Response:

@@ -1,6 +1,9 @@
 """What worker processes import in the worker tests: the client and a telemetry set-up.
 
-Both are configured from the environment, which spawned workers inherit.
+Both are configured from the environment, which spawned workers inherit.  The
+Celery workers' client keeps its state (the task ids already run, among others)
+in Redis, under a namespace of the test's queue, so that every worker process
+of a test shares it; the process pool's client keeps it in memory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,17 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from dash_oauth_otel import MemoryStore
 from dash_oauth_otel import OAuthClient
+from dash_oauth_otel import RedisStore
 from dash_oauth_otel import oidc_discover
+from dash_oauth_otel._types import Store
+
+
+def _store() -> Store:
+    url = os.environ.get("TEST_CELERY_URL")
+    if not url:
+        return MemoryStore()
+    queue = os.environ.get("TEST_CELERY_QUEUE") or "celery"
+    return RedisStore.from_url(url, namespace=f"dash-oauth-otel-test-worker-{queue}")
 
 
 def _client() -> OAuthClient:
@@ -29,7 +42,7 @@ def _client() -> OAuthClient:
         redirect_uri=os.environ["TEST_REDIRECT_URI"],
         scopes=("profile", "email", "groups"),
         state_key=os.environ["TEST_SECRET"],
-        state_store=MemoryStore(),
+        state_store=_store(),
     )
 
 

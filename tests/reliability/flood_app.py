@@ -1,4 +1,4 @@
-"""WSGI entry point of the anonymous-flood tests: the example app, ``form_post`` and ``SameSite=Strict``.
+"""WSGI app of the anonymous-flood tests: the example app with ``form_post`` and ``Strict`` cookies.
 
 Configured from the environment like ``tests/adapter/gunicorn_app.py``; the
 store is the real ``DiskcacheStore`` (``TEST_STORE_DIR``) or ``RedisStore``

@@ -98,8 +98,10 @@ def flood_app(request, idp_server: TestProvider, tmp_path_factory):
         store = DiskcacheStore(tmp / "store")
     log = (tmp / "gunicorn.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}"]
-        + ["tests.reliability.flood_app:server"],
+        [
+            *(sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}"),
+            "tests.reliability.flood_app:server",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -158,35 +160,51 @@ def _real_state(app: FloodApp) -> dict[str, str]:
 SURFACES: dict[str, Callable[[FloodApp], Callable[[int], Request]]] = {
     "login_get": lambda app: lambda i: ("GET", "/oauth/login", {}),
     "login_head": lambda app: lambda i: ("HEAD", "/oauth/login", {}),
-    "post_no_state": lambda app: lambda i: (
-        "POST",
-        "/oauth/callback",
-        {"data": {"code": "c" * 4000, "iss": app.issuer, **_padding(13)}},
-    ),
-    "post_garbage_state": lambda app: lambda i: (
-        "POST",
-        "/oauth/callback",
-        {"data": {"state": secrets.token_urlsafe(600), "code": "c" * 4000, **_padding(13)}},
-    ),
-    "post_real_state_reused": lambda app: (
-        lambda params: lambda i: (
+    "post_no_state": lambda app: (
+        lambda i: (
             "POST",
             "/oauth/callback",
-            {"data": {**params, "code": "c" * 4000, **_padding(13)}},
+            {"data": {"code": "c" * 4000, "iss": app.issuer, **_padding(13)}},
+        )
+    ),
+    "post_garbage_state": lambda app: (
+        lambda i: (
+            "POST",
+            "/oauth/callback",
+            {"data": {"state": secrets.token_urlsafe(600), "code": "c" * 4000, **_padding(13)}},
+        )
+    ),
+    "post_real_state_reused": lambda app: (
+        lambda params: (
+            lambda i: (
+                "POST",
+                "/oauth/callback",
+                {"data": {**params, "code": "c" * 4000, **_padding(13)}},
+            )
         )
     )(_real_state(app)),
-    "strict_get": lambda app: lambda i: (
-        "GET",
-        "/oauth/callback",
-        {"params": {"state": secrets.token_urlsafe(200), "code": "c" * 3000, "iss": app.issuer}},
+    "strict_get": lambda app: (
+        lambda i: (
+            "GET",
+            "/oauth/callback",
+            {
+                "params": {
+                    "state": secrets.token_urlsafe(200),
+                    "code": "c" * 3000,
+                    "iss": app.issuer,
+                }
+            },
+        )
     ),
-    "logout_no_csrf": lambda app: lambda i: (
-        "POST",
-        "/oauth/logout",
-        {
-            "data": {"csrf_token": "wrong"},
-            "headers": {"Cookie": f"{app.binding_cookie}={secrets.token_urlsafe(32)}"},
-        },
+    "logout_no_csrf": lambda app: (
+        lambda i: (
+            "POST",
+            "/oauth/logout",
+            {
+                "data": {"csrf_token": "wrong"},
+                "headers": {"Cookie": f"{app.binding_cookie}={secrets.token_urlsafe(32)}"},
+            },
+        )
     ),
     "status": lambda app: lambda i: ("GET", "/oauth/status", {}),
 }

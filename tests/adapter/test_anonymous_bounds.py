@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from dash_oauth_otel.adapter.bridge import HANDLE_PREFIX
-from dash_oauth_otel.adapter.bridge import RESPONSE_PARAMETERS
 from dash_oauth_otel.core.sealing import Sealer
 from tests.adapter.conftest import serve_app
 from tests.idp.harness import login
+
+HANDLE_PREFIX = "formpost:"
+RESPONSE_PARAMETERS = ("code", "state", "iss", "error", "error_description", "error_uri")
 
 
 def _records(running) -> dict[str, bytes]:

@@ -40,7 +40,6 @@ import pytest
 
 from dash_oauth_otel import DiskcacheStore
 from dash_oauth_otel import RedisStore
-from dash_oauth_otel.adapter.options import ModuleOptions
 from tests.adapter.conftest import SECRET
 from tests.idp.harness import TestProvider
 from tests.idp.harness import login
@@ -49,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = int(os.environ.get("FLOOD_REQUESTS", "5000"))
 THREADS = 16
 WORKERS = 2
-DEFAULTS = ModuleOptions()
+LOGIN_RATE, LOGIN_BURST = 5.0, 20
+"""The documented defaults of ``login_rate_per_second`` and ``login_burst``."""
 LOGIN_RECORD_BYTES = 2048
 """Largest login-state or pending-index record (documented in vignettes/security.md)."""
 BRIDGE_RECORD_BYTES = 32768
@@ -120,7 +120,7 @@ def flood_app(request, idp_server: TestProvider, tmp_path_factory):
         # The binding cookie's name, from a first login start.
         first = httpx.get(f"{origin}/oauth/login", timeout=10)
         name = next(c.split("=", 1)[0] for c in first.headers.get_list("set-cookie"))
-        time.sleep(1.0 / DEFAULTS.login_rate_per_second)  # give the token back
+        time.sleep(1.0 / LOGIN_RATE)  # give the token back
         yield FloodApp(origin, idp_server.issuer, store, request.param, name)
     finally:
         process.terminate()
@@ -290,7 +290,7 @@ def test_anonymous_flood_costs_bounded_work(flood_app, idp_server, surface):
     assert user.get("authenticated") is True, user
     assert user["landed"] == "/done", user
     # The provider: the user's own PAR and token request, plus the admitted login starts.
-    admitted = WORKERS * (DEFAULTS.login_burst + DEFAULTS.login_rate_per_second * elapsed)
+    admitted = WORKERS * (LOGIN_BURST + LOGIN_RATE * elapsed)
     allowed_par = 1 + (admitted if surface in LOGIN_SURFACES else 0)
     allowed_par += 1 if surface == "post_real_state_reused" else 0  # the stranger's own login
     assert received["par"] <= allowed_par, (received, allowed_par)

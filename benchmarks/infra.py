@@ -85,7 +85,8 @@ class Server:
     def start(self) -> Server:
         self.port = free_port()
         registered = self.provider.register_client(
-            [self.origin + self.callback_path], post_logout_redirect_uris=[self.origin + "/oauth/signed-out"]
+            [self.origin + self.callback_path],
+            post_logout_redirect_uris=[self.origin + "/oauth/signed-out"],
         )
         self.client_id = registered.client_id
         self.client_secret = registered.client_secret or ""

@@ -43,6 +43,8 @@ from dash_oauth_otel.errors import LogoutTokenError as LogoutTokenError
 from dash_oauth_otel.errors import NonceError as NonceError
 from dash_oauth_otel.errors import PermissionDeniedError as PermissionDeniedError
 from dash_oauth_otel.errors import PKCEError as PKCEError
+from dash_oauth_otel.errors import RateLimitedError as RateLimitedError
+from dash_oauth_otel.errors import RouteError as RouteError
 from dash_oauth_otel.errors import StateError as StateError
 from dash_oauth_otel.errors import StoreError as StoreError
 from dash_oauth_otel.errors import TaskBindingError as TaskBindingError
@@ -77,8 +79,10 @@ __all__ = [
     "OAuthToken",
     "PKCEError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "RedisStore",
     "RevocationResult",
+    "RouteError",
     "StateError",
     "Store",
     "StoreError",

@@ -6,8 +6,9 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── ConfigError            the application is misconfigured
     │   └── DiscoveryError     provider metadata is unusable
     ├── InputError             a request or argument has the wrong shape or size
-    │   └── CallbackQueryError   the callback's parameters are malformed
-    │       └── CallbackIssuerError  RFC 9207 ``iss`` missing or wrong
+    │   ├── CallbackQueryError   the callback's parameters are malformed
+    │   │   └── CallbackIssuerError  RFC 9207 ``iss`` missing or wrong
+    │   └── RouteError         no such module route, or not with this method
     ├── StateError             sealed state unusable, expired, replayed or unbound
     │   └── TaskBindingError   a worker task's input or outcome is not that task's
     ├── AuthorizationError     the provider answered the login with an error
@@ -22,6 +23,7 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── TransportError         the call did not complete (timeout, redirect, size)
     │   └── WorkerTimeoutError a worker did not answer in time
     ├── PermissionDeniedError  the user is not in a group allowed to do this
+    ├── RateLimitedError       too many logins are starting; try again shortly
     └── StoreError             the state or session store failed
 
 Each error carries an OAuth-style wire code (:attr:`DashOAuthError.error`), the
@@ -47,6 +49,8 @@ __all__ = [
     "NonceError",
     "PKCEError",
     "PermissionDeniedError",
+    "RateLimitedError",
+    "RouteError",
     "StateError",
     "StoreError",
     "TaskBindingError",
@@ -276,3 +280,32 @@ class PermissionDeniedError(DashOAuthError):
     """The signed-in user is not in a group allowed to run this (HTTP 403)."""
 
     error = "forbidden"
+
+
+class RouteError(InputError):
+    """A request to ``oauth/<name>`` names no module route (404) or uses the wrong method (405).
+
+    :attr:`error` is ``not_found`` or ``method_not_allowed``.
+    """
+
+    error = "not_found"
+
+    def __init__(
+        self, message: str, *, method_not_allowed: bool = False, **kwargs: str | None
+    ) -> None:
+        super().__init__(message, **kwargs)
+        if method_not_allowed:
+            self.error = "method_not_allowed"
+
+
+class RateLimitedError(DashOAuthError):
+    """More logins are starting than the module admits (HTTP 429).
+
+    :param retry_after: Seconds after which a new attempt will be admitted.
+    """
+
+    error = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: str | None) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

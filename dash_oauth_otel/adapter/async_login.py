@@ -57,6 +57,10 @@ def _cancel_key(binding_digest: str) -> str:
     return "login-cancel:" + binding_digest
 
 
+def _active_key(binding_digest: str) -> str:
+    return "login-active:" + binding_digest
+
+
 def _sealer(module: DashOAuth) -> Sealer:
     return Sealer(module._secret, "async-login", context=module.client.record_context)
 
@@ -116,6 +120,10 @@ def start(module: DashOAuth, params: Any, binding: str | None) -> Response:
             "started": time.time(),
         }
         _write(module, handle, record)
+        store = module.client.state_store
+        assert store is not None  # noqa: S101 - the module always sets one
+        # Marks the browser as having a login in a worker, which a logout cancels.
+        store.set(_active_key(validated.values.browser_digest), b"1", _ttl(module))
         start_in_context(_wait, module, handle, record, pending, name="login")
         return handle
 
@@ -242,8 +250,17 @@ def complete(module: DashOAuth, handle: str, binding: str | None) -> Response:
 
 
 def cancel(module: DashOAuth, binding: str) -> None:
-    """Cancel any async login of the browser holding ``binding`` (at logout)."""
+    """Cancel the async login of the browser holding ``binding`` (at logout).
+
+    Writes nothing unless that browser has a login in a worker: a logout
+    cancelling nothing costs no record.
+    """
+    if module.dispatcher is None:
+        return
     store = module.client.state_store
     assert store is not None  # noqa: S101
-    store.set(_cancel_key(browser_digest(binding)), b"1", _ttl(module))
+    bdigest = browser_digest(binding)
+    if store.get(_active_key(bdigest)) is None:
+        return
+    store.set(_cancel_key(bdigest), b"1", _ttl(module))
     flask.g.dash_oauth_login_cancelled = True

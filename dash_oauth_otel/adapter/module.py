@@ -33,6 +33,7 @@ from dash_oauth_otel.adapter.cookies import CookiePolicy
 from dash_oauth_otel.adapter.extension import EXTENSION_KEY
 from dash_oauth_otel.adapter.extension import get_module
 from dash_oauth_otel.adapter.lifecycle import Lifecycle
+from dash_oauth_otel.adapter.limits import TokenBucket
 from dash_oauth_otel.adapter.options import ModuleOptions
 from dash_oauth_otel.adapter.sessions import SessionManager
 from dash_oauth_otel.adapter.sessions import SessionRecord
@@ -153,6 +154,10 @@ class DashOAuth:
             issuer=client.provider.issuer or client.provider.name,
         )
         self.module_id = "dash_oauth_otel"
+        # Per module instance and per process: no state is shared between apps.
+        self.login_limiter = TokenBucket(
+            self.options.login_rate_per_second, self.options.login_burst
+        )
         self.dispatcher: Dispatcher | None = None
         if workers is not None:
             if not client_path:

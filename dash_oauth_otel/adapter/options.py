@@ -52,6 +52,15 @@ class ModuleOptions:
         single sign-on would sign it in again.
     :param groups_claim: The claim holding the user's groups.
     :param sweep_interval_seconds: How often ended sessions are looked for.
+    :param login_rate_per_second: Logins each process starts per second, on
+        average, for browsers without a session (a token bucket; each start
+        stores one login state and makes one PAR request).  Beyond it
+        ``oauth/login`` answers ``429`` with ``Retry-After``.
+    :param login_burst: How many such logins a process may start at once
+        before the rate applies.
+    :param max_pending_logins_per_browser: Logins one browser binding may have
+        pending; starting another drops the oldest (its callback then fails
+        as expired).
     """
 
     auto_redirect: bool = True
@@ -69,6 +78,9 @@ class ModuleOptions:
     post_logout_path: str = "/"
     groups_claim: str = "groups"
     sweep_interval_seconds: float = 60.0
+    login_rate_per_second: float = 5.0
+    login_burst: int = 20
+    max_pending_logins_per_browser: int = 5
 
     def __post_init__(self) -> None:
         if self.cookie_samesite not in ("Lax", "Strict", "None"):
@@ -82,6 +94,12 @@ class ModuleOptions:
             raise ConfigError("reauth_after_seconds must be positive (or None).")
         if not self.post_logout_path.startswith("/") or self.post_logout_path.startswith("//"):
             raise ConfigError("post_logout_path must be a path on this app, like '/'.")
+        if self.login_rate_per_second <= 0:
+            raise ConfigError("login_rate_per_second must be a positive number.")
+        for name in ("login_burst", "max_pending_logins_per_browser"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a whole number of at least 1.")
         for route in self.public_routes:
             if not isinstance(route, str) or not route.startswith("/"):
                 raise ConfigError(

@@ -44,8 +44,10 @@ def no_store(response: Response) -> Response:
     return response
 
 
-def _page(title: str, body: str, *, clean_path: str | None, status: int) -> Response:
-    script = ""
+def _page(
+    title: str, body: str, *, clean_path: str | None, status: int, refresh: str = ""
+) -> Response:
+    script = refresh
     if clean_path is not None:
         # The URL left in the address bar must not hold code, state, iss or a handle.
         script = f"<script>history.replaceState(null,'',{_js_string(clean_path)});</script>"
@@ -82,8 +84,13 @@ def error_page(
     clean_path: str,
     status: int = 400,
     title: str = "Sign-in failed",
+    retry_after: int | None = None,
 ) -> Response:
-    """The page shown when a login (or the store) fails; names the error and the trace id."""
+    """The page shown when a login (or the store) fails; names the error and the trace id.
+
+    :param retry_after: Seconds after which the page follows its retry link by
+        itself (also sent as ``Retry-After``).
+    """
     trace = (
         f"<p class=muted>Trace id <code id=dash-oauth-trace>{escape(trace_id)}</code></p>"
         if trace_id
@@ -95,7 +102,12 @@ def error_page(
         f"<p id=dash-oauth-error-description>{escape(description)}</p>{trace}"
         f'<p><a class=button id=dash-oauth-retry href="{escape(retry_url)}">Try again</a></p>'
     )
-    return _page(title, body, clean_path=clean_path, status=status)
+    if retry_after is None:
+        return _page(title, body, clean_path=clean_path, status=status)
+    refresh = f'<meta http-equiv=refresh content="{retry_after};url={escape(retry_url)}">'
+    page = _page(title, body, clean_path=clean_path, status=status, refresh=refresh)
+    page.headers["Retry-After"] = str(retry_after)
+    return page
 
 
 def step_page(target: str, *, clean_path: str, title: str = "Signing you in") -> Response:

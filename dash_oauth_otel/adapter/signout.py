@@ -151,14 +151,15 @@ def logout(module: DashOAuth) -> Response:
     ) as current:
         same_origin = _same_origin_request(module, request)
         binding = module.cookies.binding(request)
-        if binding and same_origin:
-            async_login.cancel(module, binding)  # a login still in a worker must not land
         record = module.sessions.load(module.cookies.session_id(request))
         response: Response | None = None
         if record is not None:
             refusal = _csrf_refusal(module, record, current)
             if refusal is not None:
-                return refusal
+                return refusal  # a refused logout writes nothing
+        if binding and same_origin:
+            async_login.cancel(module, binding)  # a login still in a worker must not land
+        if record is not None:
             module.lifecycle.end(record, "logout", revoke=True)
             audit.emit(
                 audit.AUDIT_LOGOUT,

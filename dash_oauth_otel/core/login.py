@@ -24,6 +24,7 @@ from dash_oauth_otel.core.state import OneTimeValues
 from dash_oauth_otel.core.state import browser_digest
 from dash_oauth_otel.core.state import check_browser_token
 from dash_oauth_otel.core.state import seal_state
+from dash_oauth_otel.core.state import state_store_key
 from dash_oauth_otel.core.state import store_one_time
 from dash_oauth_otel.core.state import take_one_time
 from dash_oauth_otel.core.token_endpoint import authenticated_post
@@ -48,12 +49,15 @@ class AuthorizationRequest:
     :param trace_id: The login's correlation id.
     :param par_used: Whether the request was pushed (RFC 9126).
     :param expires_at: When the login state expires (epoch seconds).
+    :param state_key: The store key of the login's one-time values (a hash of
+        the state), so that a caller can drop a login it no longer wants.
     """
 
     url: str
     trace_id: str
     par_used: bool
     expires_at: float
+    state_key: str = ""
 
 
 def prepare_call(
@@ -138,6 +142,7 @@ def prepare_call(
                 trace_id=trace_id,
                 par_used=client.uses_par,
                 expires_at=payload.issued_at + client.state_ttl,
+                state_key=state_store_key(payload.state),
             )
         except DashOAuthError as exc:
             note_failure(exc, trace_id, "login.request")

@@ -14,6 +14,7 @@ from dash_oauth_otel import MemoryStore
 from dash_oauth_otel import OAuthClient
 from dash_oauth_otel import OAuthProvider
 from dash_oauth_otel.adapter import DashOAuth
+from dash_oauth_otel.adapter.options import ModuleOptions
 
 
 def _provider(**overrides):
@@ -164,3 +165,9 @@ def test_the_default_store_belongs_to_the_client(tmp_path, monkeypatch):
     assert one.sessions.store.directory == again.sessions.store.directory
     assert one.sessions.store.namespace == one.client.namespace
     assert (Path(one.sessions.store.directory).parent.stat().st_mode & 0o777) == 0o700
+
+
+def test_the_login_bounds_have_their_documented_defaults():
+    options = ModuleOptions()
+    assert (options.login_rate_per_second, options.login_burst) == (5.0, 20)
+    assert options.max_pending_logins_per_browser == 5

@@ -24,6 +24,15 @@ export function resetFaults() {
   faults = noFaults();
 }
 
+// Requests received per endpoint (test-only), so that tests can bound the
+// provider calls a relying party makes.
+export const received = { par: 0, token: 0 };
+
+export function resetReceived() {
+  received.par = 0;
+  received.token = 0;
+}
+
 const b64json = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const unb64json = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
 
@@ -60,6 +69,8 @@ function failWith(ctx, status, error, description) {
 }
 
 export async function faultMiddleware(ctx, next) {
+  if (ctx.method === 'POST' && ctx.path === ROUTES.pushed_authorization_request) received.par += 1;
+  if (ctx.method === 'POST' && ctx.path === ROUTES.token) received.token += 1;
   if (ctx.path === ROUTES.token && ctx.method === 'POST') {
     if (faults.tokenError > 0) {
       faults.tokenError -= 1;

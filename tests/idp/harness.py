@@ -427,6 +427,14 @@ class TestProvider:
         """Clear every armed fault (the signing keys stay as they are)."""
         self._test_api("reset")
 
+    def received(self) -> dict[str, int]:
+        """How many PAR and token requests the provider received (``{"par": n, "token": n}``)."""
+        return {k: int(v) for k, v in self._test_api("received").items()}
+
+    def reset_received(self) -> None:
+        """Count PAR and token requests from zero again."""
+        self._test_api("reset_received")
+
     def state(self) -> dict[str, Any]:
         """The armed faults and the published key ids, for diagnostics."""
         return self._test_api("state")

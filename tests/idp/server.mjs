@@ -26,7 +26,7 @@ import Provider from 'oidc-provider';
 import { configuration } from './config.mjs';
 import { endSessionPost } from './end_session_post.mjs';
 import {
-  TAMPER_KINDS, faultMiddleware, faults, resetFaults, stripRemoteImports,
+  TAMPER_KINDS, faultMiddleware, faults, received, resetFaults, resetReceived, stripRemoteImports,
 } from './faults.mjs';
 import { currentKey, kids, rotate } from './keys.mjs';
 import { makeLogoutToken } from './logout_tokens.mjs';
@@ -107,6 +107,13 @@ const TEST_OPERATIONS = {
     resetFaults(); // the signing keys stay as they are
   },
   state() {},
+  received() {
+    return { ...received };
+  },
+  reset_received() {
+    resetReceived();
+    return { ...received };
+  },
 };
 
 function sendJson(res, status, body) {

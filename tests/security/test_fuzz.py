@@ -88,6 +88,7 @@ CLIENT = OAuthClient(
     state_key=SECRET,
     state_store=MemoryStore(),
     use_par=False,
+    response_mode="form_post",  # the callback POST is served only in form_post mode
 )
 REAL_STATES = [
     dict(parse_qsl(urlsplit(prepare_call(CLIENT, secrets.token_urlsafe(32)).url).query))["state"]

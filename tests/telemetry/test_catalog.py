@@ -552,6 +552,24 @@ def _module_flows(rec: _Recorder, idp: TestProvider) -> None:
             assert wrong.status_code == 415
         _logins_of(notes)
 
+    with rec.flow("module.anonymous_bounds") as notes:
+        options = {"login_burst": 3, "login_rate_per_second": 0.01}
+        options["max_pending_logins_per_browser"] = 1
+        with serve_app(idp, **options) as running, running.http() as http:
+            assert _module_login(notes, running, http).status_code == 303
+            _note_session(notes, running, http)
+            with running.http() as stranger:
+                assert stranger.get("/oauth/login").status_code == 302
+                notes.secret("binding_cookie", binding_cookie(stranger.cookies))
+                # A second start of this browser drops its first (audit_pending_login_evicted).
+                assert stranger.get("/oauth/login").status_code == 302
+                # A fourth start is over the rate (audit_login_rate_limited).
+                assert stranger.get("/oauth/login").status_code == 429
+                # No such route; a callback POST in query mode (audit_route_refused).
+                assert stranger.get("/oauth/anything").status_code == 404
+                assert stranger.post("/oauth/callback", data={"state": "x"}).status_code == 405
+        _logins_of(notes)
+
     with rec.flow("module.sweep") as notes:
         options = {"idle_timeout": 1, "revoke_on_session_end": True, "reauth_after_seconds": 3600}
         with serve_app(idp, **options) as running, running.http() as http:

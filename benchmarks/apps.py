@@ -104,7 +104,8 @@ def module_app(env: dict[str, str]) -> Dash:
         fetch_userinfo=not plain,
     )
     app = base_app()
-    DashOAuth(app, client)
+    # Logins are the load here: no per-process start limit in the way.
+    DashOAuth(app, client, login_rate_per_second=10_000, login_burst=10_000)
     return app
 
 

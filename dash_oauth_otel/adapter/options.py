@@ -78,8 +78,8 @@ class ModuleOptions:
     post_logout_path: str = "/"
     groups_claim: str = "groups"
     sweep_interval_seconds: float = 60.0
-    login_rate_per_second: float = 5.0
-    login_burst: int = 20
+    login_rate_per_second: float = 20.0
+    login_burst: int = 100
     max_pending_logins_per_browser: int = 5
 
     def __post_init__(self) -> None:

@@ -169,5 +169,5 @@ def test_the_default_store_belongs_to_the_client(tmp_path, monkeypatch):
 
 def test_the_login_bounds_have_their_documented_defaults():
     options = ModuleOptions()
-    assert (options.login_rate_per_second, options.login_burst) == (5.0, 20)
+    assert (options.login_rate_per_second, options.login_burst) == (20.0, 100)
     assert options.max_pending_logins_per_browser == 5

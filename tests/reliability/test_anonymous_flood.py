@@ -40,6 +40,7 @@ import pytest
 
 from dash_oauth_otel import DiskcacheStore
 from dash_oauth_otel import RedisStore
+from dash_oauth_otel.adapter import ModuleOptions
 from tests.adapter.conftest import SECRET
 from tests.idp.harness import TestProvider
 from tests.idp.harness import login
@@ -48,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = int(os.environ.get("FLOOD_REQUESTS", "2000"))
 THREADS = 16
 WORKERS = 2
-LOGIN_RATE, LOGIN_BURST = 5.0, 20
+LOGIN_RATE, LOGIN_BURST = ModuleOptions().login_rate_per_second, ModuleOptions().login_burst
 """The documented defaults of ``login_rate_per_second`` and ``login_burst``."""
 LOGIN_RECORD_BYTES = 2048
 """Largest login-state or pending-index record (documented in vignettes/security.md)."""

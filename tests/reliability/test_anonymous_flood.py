@@ -42,6 +42,9 @@ from dash_oauth_otel import DiskcacheStore
 from dash_oauth_otel import RedisStore
 from dash_oauth_otel.adapter import ModuleOptions
 from tests.adapter.conftest import SECRET
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import expect_signed_in
+from tests.browser.conftest import sign_in_at_provider
 from tests.idp.harness import TestProvider
 from tests.idp.harness import login
 
@@ -306,3 +309,32 @@ def test_anonymous_flood_costs_bounded_work(flood_app, idp_server, surface):
         size += 2 * LOGIN_RECORD_BYTES + BRIDGE_RECORD_BYTES
     assert len(added) <= records, (len(added), records, sorted(added)[:20])
     assert sum(added.values()) <= size, (sum(added.values()), size)
+
+
+def test_a_browser_signs_in_during_a_login_start_flood(flood_app, chromium):
+    """Strangers exhaust the login starts; a real Chromium user still gets in.
+
+    Their first start may meet the ``429`` page, which retries by itself after
+    ``Retry-After``; then the provider's sign-in form, the ``form_post``
+    bridge and the ``Strict`` cookie step, and the app's signed-in page.
+    """
+    make = SURFACES["login_get"](flood_app)
+    statuses: dict[str, Counter[int]] = {}
+    flood = threading.Thread(target=lambda: statuses.setdefault("all", _flood(flood_app, make)))
+    context = chromium.new_context()
+    page = context.new_page()
+    flood.start()
+    time.sleep(0.5)  # the flood is under way
+    try:
+        page.goto(f"{flood_app.origin}/oauth/login?next=/reports", timeout=60_000)
+        page.wait_for_selector("input[name=login]", timeout=60_000)
+        sign_in_at_provider(page)
+        page.wait_for_url(f"{flood_app.origin}/reports", timeout=60_000)
+        expect_signed_in(page, "Alice")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"flood-{flood_app.kind}-signed-in.png"))
+    finally:
+        flood.join()
+        context.close()
+    assert not [s for s in statuses["all"] if s >= 500], statuses
+    assert statuses["all"][429] > 0, statuses  # the flood did meet the limit

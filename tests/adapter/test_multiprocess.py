@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,21 +17,15 @@ from dash_oauth_otel.stores import DiskcacheStore
 from dash_oauth_otel.stores._generation import GENERATION_FILE
 from tests.adapter.conftest import SECRET
 from tests.cookies import session_cookie
+from tests.gunicorn import free_port
+from tests.gunicorn import serving
 from tests.idp.harness import login
 from tests.idp.harness import logout
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(params=["diskcache", "redis"])
 def gunicorn_app(request, idp, tmp_path):
-    port = _free_port()
+    port = free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
         [f"{origin}/oauth/callback"],
@@ -43,8 +34,6 @@ def gunicorn_app(request, idp, tmp_path):
         backchannel_logout_session_required=True,
     )
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "TEST_ISSUER": idp.issuer,
         "TEST_CLIENT_ID": registered.client_id,
         "TEST_CLIENT_SECRET": registered.client_secret or "",
@@ -54,40 +43,14 @@ def gunicorn_app(request, idp, tmp_path):
     }
     if request.param == "redis":
         env["TEST_REDIS_NAMESPACE"] = f"test-gunicorn-{uuid.uuid4().hex}"
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--access-logfile",
-            "-",
-            "tests.adapter.gunicorn_app:server",
-        ],
-        cwd=ROOT,
+    with serving(
+        "tests.adapter.gunicorn_app:server",
+        port=port,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{origin}/oauth/status", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text())
-        yield origin, process
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        log=tmp_path / "gunicorn.log",
+        args=("--access-logfile", "-"),
+    ) as server:
+        yield origin, server.process
 
 
 def _one_login(origin: str, username: str) -> tuple[str, set[str]]:

@@ -22,9 +22,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -32,7 +29,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,10 +41,11 @@ from tests.adapter.conftest import SECRET
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.conftest import expect_signed_in
 from tests.browser.conftest import sign_in_at_provider
+from tests.gunicorn import free_port
+from tests.gunicorn import start
 from tests.idp.harness import TestProvider
 from tests.idp.harness import login
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = int(os.environ.get("FLOOD_REQUESTS", "5000"))
 THREADS = 16
 WORKERS = 2
@@ -60,12 +57,6 @@ BRIDGE_RECORD_BYTES = 32768
 """Largest ``form_post`` bridge record (the spec parameters at their size limits, sealed)."""
 USER_RECORDS, USER_BYTES = 8, 32768
 """What the real user's own login stores (login state, index, bridge, session)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -80,12 +71,10 @@ class FloodApp:
 @pytest.fixture(scope="module", params=["diskcache", "redis"])
 def flood_app(request, idp_server: TestProvider, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"flood-{request.param}")
-    port = _free_port()
+    port = free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp_server.register_client([f"{origin}/oauth/callback"])
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "TEST_ISSUER": idp_server.issuer,
         "TEST_CLIENT_ID": registered.client_id,
         "TEST_CLIENT_SECRET": registered.client_secret or "",
@@ -100,36 +89,22 @@ def flood_app(request, idp_server: TestProvider, tmp_path_factory):
         store = RedisStore.from_url("redis://127.0.0.1:6379/0", namespace=namespace)
     else:
         store = DiskcacheStore(tmp / "store")
-    log = (tmp / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}"),
-            "tests.reliability.flood_app:server",
-        ],
-        cwd=ROOT,
+    server = start(
+        "tests.reliability.flood_app:server",
+        port=port,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=tmp / "gunicorn.log",
+        workers=WORKERS,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{origin}/oauth/status", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start: " + (tmp / "gunicorn.log").read_text())
+        server.wait_until_serving()
         # The binding cookie's name, from a first login start.
         first = httpx.get(f"{origin}/oauth/login", timeout=10)
         name = next(c.split("=", 1)[0] for c in first.headers.get_list("set-cookie"))
         time.sleep(1.0 / LOGIN_RATE)  # give the token back
         yield FloodApp(origin, idp_server.issuer, store, request.param, name)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        server.stop()
         if request.param == "redis":
             for key in list(store.scan("")):
                 store.delete(key)

@@ -12,10 +12,8 @@ this one reuses its WSGI entry point, ``tests/adapter/gunicorn_app.py``.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,9 +28,10 @@ import pytest
 from dash_oauth_otel import DiskcacheStore
 from dash_oauth_otel import RedisStore
 from tests.adapter.conftest import SECRET
+from tests.gunicorn import free_port
+from tests.gunicorn import start
 from tests.idp.harness import login
 
-ROOT = Path(__file__).resolve().parents[2]
 USERS = 200
 CONCURRENCY = 32
 
@@ -50,14 +49,6 @@ class Cluster:
         return {int(pid) for pid in path.read_text().split()}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -65,24 +56,15 @@ def _wait_until(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _answers(origin: str) -> bool:
-    try:
-        return httpx.get(f"{origin}/oauth/status", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture(params=["diskcache", "redis"])
 def cluster(request, idp, tmp_path):
-    port = _free_port()
+    port = free_port()
     origin = f"http://127.0.0.1:{port}"
     registered = idp.register_client(
         [f"{origin}/oauth/callback"], post_logout_redirect_uris=[f"{origin}/oauth/signed-out"]
     )
     namespace = f"test-load-{uuid.uuid4().hex}"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "TEST_ISSUER": idp.issuer,
         "TEST_CLIENT_ID": registered.client_id,
         "TEST_CLIENT_SECRET": registered.client_secret or "",
@@ -92,30 +74,23 @@ def cluster(request, idp, tmp_path):
     }
     if request.param == "redis":
         env["TEST_REDIS_NAMESPACE"] = namespace
-    log = tmp_path / "gunicorn.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}"),
-                *("--timeout", "60", "--graceful-timeout", "30", "--backlog", "512"),
-                "tests.adapter.gunicorn_app:server",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    server = start(
+        "tests.adapter.gunicorn_app:server",
+        port=port,
+        env=env,
+        log=tmp_path / "gunicorn.log",
+        args=("--timeout", "60", "--graceful-timeout", "30", "--backlog", "512"),
+    )
     store = None
     try:
-        _wait_until(lambda: _answers(origin), 30, "gunicorn: " + log.read_text()[-2000:])
+        server.wait_until_serving()
         if request.param == "redis":
             store = RedisStore.from_url("redis://127.0.0.1:6379/0", namespace=namespace)
         else:
             store = DiskcacheStore(tmp_path / "store")
-        yield Cluster(origin, process, store, log)
+        yield Cluster(origin, server.process, store, server.log)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
         if store is not None:
             for prefix in ("session:", "state:", "lock:", "formpost:"):
                 for key in list(store.scan(prefix)):

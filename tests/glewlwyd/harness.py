@@ -327,7 +327,7 @@ class Glewlwyd:
         self._add_properties("user", {"groups": {"multiple": True, **rw, "profile-read": True}})
         # The OIDC plugin reads the plural field; the shipped format has the singular.
         self._add_properties("client", {"post_logout_redirect_uris": {"multiple": True, **rw}})
-        for scope in ("profile", "email"):
+        for scope in ("profile", "email", "groups"):
             self._api(
                 "POST",
                 "scope/",
@@ -351,7 +351,7 @@ class Glewlwyd:
                 "name": USER_NAME,
                 "email": USER_EMAIL,
                 "enabled": True,
-                "scope": ["openid", "profile", "email"],
+                "scope": ["openid", "profile", "email", "groups"],
                 "groups": list(USER_GROUPS),
             },
         )
@@ -397,7 +397,7 @@ class Glewlwyd:
                         "type": "string",
                         "mandatory": True,
                         "on-demand": False,
-                        "scope": ["profile"],
+                        "scope": ["profile", "groups"],
                     }
                 ],
                 "jwks-show": True,
@@ -414,7 +414,7 @@ class Glewlwyd:
                 "email-claim-scope": ["email"],
                 "scope-claim": "no",
                 "scope-claim-scope": [],
-                "allowed-scope": ["openid", "profile", "email"],
+                "allowed-scope": ["openid", "profile", "email", "groups"],
                 "pkce-allowed": True,
                 "pkce-method-plain-allowed": False,
                 "pkce-required": False,

@@ -43,6 +43,7 @@ from dash_oauth_otel.errors import LogoutTokenError as LogoutTokenError
 from dash_oauth_otel.errors import NonceError as NonceError
 from dash_oauth_otel.errors import PermissionDeniedError as PermissionDeniedError
 from dash_oauth_otel.errors import PKCEError as PKCEError
+from dash_oauth_otel.errors import PushedAuthorizationError as PushedAuthorizationError
 from dash_oauth_otel.errors import RateLimitedError as RateLimitedError
 from dash_oauth_otel.errors import RouteError as RouteError
 from dash_oauth_otel.errors import StateError as StateError
@@ -79,6 +80,7 @@ __all__ = [
     "OAuthToken",
     "PKCEError",
     "PermissionDeniedError",
+    "PushedAuthorizationError",
     "RateLimitedError",
     "RedisStore",
     "RevocationResult",

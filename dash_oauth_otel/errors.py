@@ -17,14 +17,22 @@ Every error the package raises derives from :class:`DashOAuthError`::
     ├── IDTokenError           the ID token failed validation
     ├── LogoutTokenError       a back-channel logout token failed validation
     ├── JWKSError              the provider's key set is unusable
-    ├── TokenEndpointError     the token endpoint refused or answered badly
     ├── UserinfoError          the userinfo response failed validation
     ├── HTTPError              another endpoint answered with a non-success status
+    │   ├── TokenEndpointError       the token endpoint refused or answered badly
+    │   └── PushedAuthorizationError the PAR endpoint refused or answered badly
     ├── TransportError         the call did not complete (timeout, redirect, size)
     │   └── WorkerTimeoutError a worker did not answer in time
     ├── PermissionDeniedError  the user is not in a group allowed to do this
     ├── RateLimitedError       too many logins are starting; try again shortly
     └── StoreError             the state or session store failed
+
+:attr:`DashOAuthError.http_status` is the status of the module's page for the
+error, by class: 400 for bad input, 502 for a failure of the provider or of
+the connection to it (:class:`HTTPError`, :class:`TransportError`), 504 when a
+worker does not answer in time, 503 for the store.  An :class:`HTTPError`
+carries the provider's RFC 6749 §5.2 ``error`` code
+(:attr:`HTTPError.oauth_error`), never the body.
 
 Each error carries an OAuth-style wire code (:attr:`DashOAuthError.error`), the
 ``phase`` of the flow it happened in and the correlation ``trace_id`` of the
@@ -49,6 +57,7 @@ __all__ = [
     "NonceError",
     "PKCEError",
     "PermissionDeniedError",
+    "PushedAuthorizationError",
     "RateLimitedError",
     "RouteError",
     "StateError",
@@ -73,6 +82,9 @@ class DashOAuthError(Exception):
 
     error: str = "dash_oauth_error"
     """The OAuth-style wire code shown to the app (``auth.error``)."""
+
+    http_status: int = 400
+    """The HTTP status of the module's error page for this class of error."""
 
     def __init__(
         self,
@@ -226,9 +238,13 @@ class HTTPError(DashOAuthError):
 
     The response body is never echoed; only the status, the OAuth ``error`` code
     when the body carries one, and a keyed digest of the body are kept.
+
+    :param status: The HTTP status of the answer.
+    :param oauth_error: The RFC 6749 §5.2 ``error`` code, if a plain short token.
     """
 
     error = "http_error"
+    http_status = 502
 
     def __init__(
         self,
@@ -252,6 +268,16 @@ class TokenEndpointError(HTTPError):
     error = "token_exchange_error"
 
 
+class PushedAuthorizationError(HTTPError):
+    """The PAR endpoint (RFC 9126) refused the request or gave no usable ``request_uri``.
+
+    :attr:`oauth_error` holds the provider's ``error`` code (e.g.
+    ``invalid_request`` for an unregistered redirect URI, ``invalid_client``).
+    """
+
+    error = "par_error"
+
+
 class UserinfoError(DashOAuthError):
     """The userinfo response is unusable or its ``sub`` differs from the ID token."""
 
@@ -262,18 +288,21 @@ class TransportError(DashOAuthError):
     """An outbound call did not complete: connection, timeout, redirect or size cap."""
 
     error = "transport_error"
+    http_status = 502
 
 
 class WorkerTimeoutError(TransportError):
     """A worker did not answer within the configured timeout."""
 
     error = "worker_timeout"
+    http_status = 504
 
 
 class StoreError(DashOAuthError):
     """The state or session store failed or cannot offer the required atomicity."""
 
     error = "store_error"
+    http_status = 503
 
 
 class PermissionDeniedError(DashOAuthError):

@@ -41,20 +41,23 @@ _log = logging.getLogger("dash_oauth_otel")
 def failure_page(
     module: DashOAuth, exc: DashOAuthError, *, next_path: str | None = None
 ) -> Response:
-    """The page of a failed step: 400, 502 for a failure of the provider, 503 of the store."""
+    """The page of a failed step, with the status of the error's class.
+
+    400 for bad input, 502 for a failure of the provider, 503 of the store (see
+    :attr:`~dash_oauth_otel.errors.DashOAuthError.http_status`).
+    """
     if isinstance(exc, StoreError):
         return store_failure_page(module, exc)
     description = exc.message
     if isinstance(exc, AuthorizationError) and exc.description:
         description = f"{exc.message} {exc.description}"
-    status = 502 if exc.error in ("token_exchange_error", "transport_error", "http_error") else 400
     return error_page(
         error=exc.error,
         description=description,
         trace_id=exc.trace_id,
         retry_url=module.login_url(next_path),
         clean_path=module.url("callback"),
-        status=status,
+        status=exc.http_status,
     )
 
 

@@ -125,12 +125,23 @@ def parse_callback_params(query: Mapping[str, Any] | Iterable[tuple[str, str]]) 
 
 
 def check_callback_issuer(client: OAuthClient, params: Mapping[str, str]) -> None:
-    """RFC 9207 §2.4: compare ``iss`` with the issuer, before any use of the state."""
+    """RFC 9207 §2.4: compare ``iss`` with the issuer, before any use of the state.
+
+    A present ``iss`` is always compared, exactly as received, whether or not
+    the provider advertises ``authorization_response_iss_parameter_supported``
+    (some providers, e.g. Glewlwyd, send it unadvertised).  A missing ``iss``
+    is refused only when :attr:`OAuthClient.enforces_issuer_parameter`.  The
+    comparison is never loosened: a provider that URL-encodes its form_post
+    fields twice (Glewlwyd 2.7) sends ``http%3A%2F%2F...`` and its callbacks are
+    refused as ``issuer_mismatch``; use the query response mode with it.
+    """
     iss = params.get("iss")
     expected = client.provider.issuer
-    if not client.enforces_issuer_parameter or expected is None:
+    if expected is None:
         return
     if iss is None:
+        if not client.enforces_issuer_parameter:
+            return
         audit.emit(
             audit.AUDIT_CALLBACK_ISS_MISSING,
             **client.audit_fields(),

@@ -115,8 +115,9 @@ class OAuthClient:
         the provider offers it.
     :param fetch_userinfo: Fetch userinfo at login when the provider has an
         endpoint (its ``sub`` must match the ID token's).
-    :param enforce_issuer_parameter: Require RFC 9207 ``iss`` on callbacks;
-        ``None`` enforces it when the provider advertises it.
+    :param enforce_issuer_parameter: Refuse callbacks without RFC 9207 ``iss``;
+        ``None`` enforces it when the provider advertises it.  A present ``iss``
+        is compared with the issuer whatever this says.
     :param clock: The time source of state issue and expiry checks.
     """
 

@@ -30,7 +30,7 @@ from dash_oauth_otel.core.state import take_one_time
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import raise_for_error
 from dash_oauth_otel.errors import DashOAuthError
-from dash_oauth_otel.errors import TokenEndpointError
+from dash_oauth_otel.errors import PushedAuthorizationError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
@@ -78,7 +78,7 @@ def prepare_call(
         forces re-authentication).
     :raises InputError: The browser token is malformed.
     :raises StoreError: The state store failed.
-    :raises TokenEndpointError: The PAR endpoint refused the request.
+    :raises PushedAuthorizationError: The PAR endpoint refused the request.
     """
     check_browser_token(browser_token)
     max_age = client.max_age if max_age is None else max_age
@@ -199,14 +199,20 @@ def _push(client: OAuthClient, params: Mapping[str, str]) -> str:
             phase="login.par",
             what=f"{provider.name} PAR endpoint",
         )
-        raise_for_error(client, response, phase="login.par", what="PAR endpoint")
+        raise_for_error(
+            client,
+            response,
+            phase="login.par",
+            what="PAR endpoint",
+            error_class=PushedAuthorizationError,
+        )
         try:
             data = parse_json_object(response.content)
         except (ValueError, UnicodeDecodeError):
             data = {}
         request_uri = data.get("request_uri")
         if not isinstance(request_uri, str) or not 0 < len(request_uri) <= 2048:
-            raise TokenEndpointError(
+            raise PushedAuthorizationError(
                 "The PAR endpoint answered without a usable request_uri.",
                 status=response.status,
                 phase="login.par",

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from dash_oauth_otel.core._json import parse_json_object
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.http import HttpResponse
+from dash_oauth_otel.errors import HTTPError
 from dash_oauth_otel.errors import TokenEndpointError
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry.redact import digest
@@ -81,8 +82,15 @@ def safe_oauth_error(value: object) -> str | None:
     return None
 
 
-def raise_for_error(client: OAuthClient, response: HttpResponse, *, phase: str, what: str) -> None:
-    """Raise :class:`TokenEndpointError` for a non-2xx answer, with an audit event.
+def raise_for_error(
+    client: OAuthClient,
+    response: HttpResponse,
+    *,
+    phase: str,
+    what: str,
+    error_class: type[HTTPError] = TokenEndpointError,
+) -> None:
+    """Raise ``error_class`` for a non-2xx answer, with an audit event.
 
     Only the status, the RFC 6749 §5.2 ``error`` code and a digest of the body
     are kept; the body itself is never echoed.
@@ -101,7 +109,7 @@ def raise_for_error(client: OAuthClient, response: HttpResponse, *, phase: str, 
         body_digest=digest(response.content),
     )
     detail = f" ({oauth_error})" if oauth_error else ""
-    raise TokenEndpointError(
+    raise error_class(
         f"The {what} refused the request: HTTP {response.status}{detail}.",
         status=response.status,
         oauth_error=oauth_error,

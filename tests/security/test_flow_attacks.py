@@ -219,7 +219,7 @@ def test_unregistered_redirect_uri_fails_at_login_start(idp, exposure, telemetry
         http = exposure.browser(running)
         page = http.get("/oauth/login", params={"next": "/reports"})
         assert page.status_code == 502
-        assert error_code(page) == "token_exchange_error"
+        assert error_code(page) == "par_error"
         assert "PAR endpoint refused the request" in page.text
         assert "location" not in page.headers  # the browser stays on the app
         assert 'href="/oauth/login?next=%2Freports"' in page.text

@@ -257,6 +257,13 @@ def run_callback(
                 attr.OAUTH_USERINFO_REQUIRED: client.fetch_userinfo
                 and client.provider.userinfo_endpoint is not None,
                 attr.OAUTH_ID_TOKEN_VALIDATION_ENABLED: client.provider.is_oidc,
+                attr.OAUTH_USERINFO_ID_TOKEN_MATCH_REQUIRED: client.fetch_userinfo
+                and client.provider.userinfo_endpoint is not None
+                and client.provider.is_oidc
+                and "openid" in client.scopes,
+                # No introspection is part of a login (``introspect_token`` is separate).
+                attr.OAUTH_INTROSPECT: False,
+                attr.OAUTH_INTROSPECT_ELEMENTS_COUNT: 0,
             },
             parent=parent if parent is not None else otel_context.Context(),
         ),

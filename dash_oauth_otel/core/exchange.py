@@ -15,6 +15,7 @@ from dash_oauth_otel.core.token_endpoint import TokenResponse
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import parse_token_response
 from dash_oauth_otel.core.token_endpoint import raise_for_error
+from dash_oauth_otel.core.verify import token_response_attributes
 from dash_oauth_otel.core.verify import verify_token_response
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.telemetry import attributes as attr
@@ -43,6 +44,7 @@ def exchange_code(
             attr.OAUTH_USED_PKCE: True,
             attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
             attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: len(client.extra_token_params),
+            attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(provider.extra_token_headers),
         },
     ) as current:
         form = {
@@ -72,15 +74,7 @@ def exchange_code(
                 reason=exc.reason,
             )
             raise
-        spans.set_attributes(
-            current,
-            {
-                attr.OAUTH_TOKEN_TYPE: parsed.token_type,
-                attr.OAUTH_RECEIVED_ID_TOKEN: parsed.id_token is not None,
-                attr.OAUTH_RECEIVED_REFRESH_TOKEN: parsed.refresh_token is not None,
-                attr.OAUTH_EXPIRES_IN_PRESENT: parsed.expires_in_present,
-            },
-        )
+        spans.set_attributes(current, token_response_attributes(parsed, client.scopes))
         audit.emit(
             audit.AUDIT_TOKEN_EXCHANGE,
             **client.audit_fields(),

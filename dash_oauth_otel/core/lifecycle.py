@@ -22,6 +22,7 @@ from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import parse_token_response
 from dash_oauth_otel.core.token_endpoint import raise_for_error
+from dash_oauth_otel.core.verify import token_response_attributes
 from dash_oauth_otel.core.verify import verify_token_response
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import InputError
@@ -99,6 +100,7 @@ def refresh_token(client: OAuthClient, token: OAuthToken) -> OAuthToken:
                 attr.OAUTH_ASYNC: False,
                 attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
                 attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: len(client.extra_token_params),
+                attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(provider.extra_token_headers),
             },
         ) as current,
     ):
@@ -123,13 +125,7 @@ def refresh_token(client: OAuthClient, token: OAuthToken) -> OAuthToken:
             raise_for_error(client, response, phase="refresh", what="token endpoint")
             parsed = parse_token_response(response, phase="refresh")
             spans.set_attributes(
-                current,
-                {
-                    attr.OAUTH_TOKEN_TYPE: parsed.token_type,
-                    attr.OAUTH_RECEIVED_ID_TOKEN: parsed.id_token is not None,
-                    attr.OAUTH_RECEIVED_REFRESH_TOKEN: parsed.refresh_token is not None,
-                    attr.OAUTH_EXPIRES_IN_PRESENT: parsed.expires_in_present,
-                },
+                current, token_response_attributes(parsed, token.granted_scopes or client.scopes)
             )
             new = verify_token_response(client, parsed, phase="refresh.verify", original=token)
         except DashOAuthError as exc:
@@ -176,6 +172,9 @@ def revoke_token(
                 attr.OAUTH_ASYNC: False,
                 attr.OAUTH_TOKEN_WHICH: which,
                 attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
+                # Only the token and its hint are sent, with the token endpoint's headers.
+                attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: 0,
+                attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(client.provider.extra_token_headers),
             },
         ) as current,
     ):
@@ -237,6 +236,9 @@ def introspect_token(
                 attr.OAUTH_ASYNC: False,
                 attr.OAUTH_TOKEN_WHICH: which,
                 attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
+                # Only the token and its hint are sent, with the token endpoint's headers.
+                attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: 0,
+                attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(client.provider.extra_token_headers),
             },
         ) as current,
     ):

@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.util.types import AttributeValue
+
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.id_token import check_refresh_continuity
 from dash_oauth_otel.core.id_token import validate_id_token
@@ -24,7 +26,29 @@ from dash_oauth_otel.errors import NonceError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import spans
 
-__all__ = ["verify_token_response"]
+__all__ = ["token_response_attributes", "verify_token_response"]
+
+
+def token_response_attributes(
+    response: TokenResponse, fallback_scopes: tuple[str, ...]
+) -> dict[str, AttributeValue]:
+    """Span attributes describing a usable token response (never a token).
+
+    :param fallback_scopes: The scopes granted when the response states none
+        (RFC 6749 §5.1: then the requested ones, or on refresh the original grant).
+    """
+    granted = response.scope if response.scope is not None else fallback_scopes
+    return {
+        attr.OAUTH_TOKEN_TYPE: response.token_type,
+        attr.OAUTH_RECEIVED_ID_TOKEN: response.id_token is not None,
+        attr.OAUTH_RECEIVED_REFRESH_TOKEN: response.refresh_token is not None,
+        attr.OAUTH_EXPIRES_IN_PRESENT: response.expires_in_present,
+        # No lifetime is ever assumed: without expires_in the expiry stays unknown.
+        attr.OAUTH_EXPIRES_IN_SYNTHESIZED: response.expires_at is not None
+        and not response.expires_in_present,
+        attr.OAUTH_SCOPE_PRESENT: response.scope is not None,
+        attr.OAUTH_SCOPES_GRANTED: " ".join(granted),
+    }
 
 
 def verify_token_response(
@@ -64,6 +88,7 @@ def verify_token_response(
             attr.OAUTH_RECEIVED_REFRESH_TOKEN: response.refresh_token is not None,
             attr.OAUTH_ID_TOKEN_REQUIRED: oidc and not refresh,
             attr.OAUTH_ID_TOKEN_PRESENT: response.id_token is not None,
+            attr.OAUTH_NONCE_REQUIRED: oidc and not refresh and nonce is not None,
             attr.OAUTH_SCOPES_REQUESTED: " ".join(client.scopes),
             attr.OAUTH_SCOPES_REQUESTED_COUNT: len(client.scopes),
             attr.OAUTH_SCOPES_GRANTED: " ".join(granted),

@@ -952,6 +952,60 @@ def test_module_init_records_the_session_options(run):
     assert attributes.get("oauth.reauth_after_seconds") == 3600
 
 
+SEED_ATTRIBUTES: dict[str, set[str]] = {
+    spans.MODULE_INIT: {"oauth.browser_cookie_path_root", "oauth.refresh_proactively"},
+    spans.LOGIN_PAR: {"oauth.extra_auth_params_count", "oauth.extra_token_headers_count"},
+    spans.CALLBACK: {
+        "oauth.userinfo.id_token_match_required",
+        "oauth.introspect",
+        "oauth.introspect_elements_count",
+    },
+    spans.TOKEN_EXCHANGE: {
+        "oauth.extra_token_headers_count",
+        "oauth.scope.present",
+        "oauth.scopes.granted",
+        "oauth.expires_in_synthesized",
+    },
+    spans.REFRESH: {
+        "oauth.extra_token_headers_count",
+        "oauth.scope.present",
+        "oauth.scopes.granted",
+        "oauth.expires_in_synthesized",
+    },
+    spans.TOKEN_VERIFY: {"oauth.nonce.required"},
+    spans.TOKEN_REVOKE: {"oauth.extra_token_params_count", "oauth.extra_token_headers_count"},
+    spans.TOKEN_INTROSPECT: {
+        "oauth.extra_token_params_count",
+        "oauth.extra_token_headers_count",
+    },
+}
+
+
+def test_seed_catalog_attributes_of_built_features_are_emitted(run):
+    missing = {
+        name: {k for k in keys if not any(k in _attrs(s) for s in run.spans(name))}
+        for name, keys in SEED_ATTRIBUTES.items()
+    }
+    assert {n: k for n, k in missing.items() if k} == {}
+
+
+def test_token_response_attributes_describe_the_grant(run):
+    flow = run.flows["core.query"]
+    (exchange,) = flow.named(spans.TOKEN_EXCHANGE)
+    attributes = _attrs(exchange)
+    assert attributes["oauth.expires_in_synthesized"] is False
+    assert set(str(attributes["oauth.scopes.granted"]).split()) >= {"openid", "profile"}
+    (verify,) = [
+        s
+        for s in flow.named(spans.TOKEN_VERIFY)
+        if _attrs(s)[attr.OAUTH_PHASE] == "callback.verify"
+    ]
+    assert _attrs(verify)["oauth.nonce.required"] is True
+    (callback,) = flow.named(spans.CALLBACK)
+    assert _attrs(callback)["oauth.userinfo.id_token_match_required"] is True
+    assert _attrs(callback)["oauth.introspect"] is False
+
+
 def test_session_end_revoke_names_the_ended_session(run):
     for name in ("module.sweep", "module.login_logout"):
         flow = run.flows[name]

@@ -30,6 +30,8 @@ from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
+from dash_oauth_otel.telemetry.correlation import set_trace_id
+from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.metrics import instruments
 from dash_oauth_otel.telemetry.settings import TelemetrySettings
 from dash_oauth_otel.telemetry.settings import use_settings
@@ -88,6 +90,9 @@ class Lifecycle:
         set_context_attributes(
             {attr.DASH_MODULE_ID: self.module_id, attr.DASH_SESSION_ID_DIGEST: record.sid_digest}
         )
+        # The rest of the request (refresh, session end, the app's own calls)
+        # carries the correlation id of the session's login.
+        set_trace_id(record.trace_id)
         quiet = self._quiet.get(id(record))
         if (
             quiet is not None
@@ -296,6 +301,12 @@ class Lifecycle:
 
         :returns: Whether this call ended it (another process may have first).
         """
+        with trace_id_scope(record.trace_id):
+            return self._end(record, reason, revoke=revoke, error_class=error_class)
+
+    def _end(
+        self, record: SessionRecord, reason: str, *, revoke: bool | None, error_class: str | None
+    ) -> bool:
         with self.sessions.store.lock(self.sessions.lock_name(record), ttl=30.0, wait=10.0):
             removed = self.sessions.delete(record.sid)
         if removed is None:

@@ -57,6 +57,7 @@ __all__ = [
     "ValidatedCallback",
     "check_callback_issuer",
     "complete_callback",
+    "exchange_validated",
     "handle_callback",
     "parse_callback_params",
     "record_login_success",
@@ -190,12 +191,16 @@ def complete_callback(
     browser_token: str,
 ) -> tuple[OAuthToken, Mapping[str, str]]:
     """Like :func:`handle_callback`, also returning the ``app_data`` sealed at login."""
-    return run_callback(client, query, browser_token, _exchange_here)
+    return run_callback(client, query, browser_token, exchange_validated)
 
 
-def _exchange_here(
+def exchange_validated(
     client: OAuthClient, validated: ValidatedCallback
 ) -> tuple[OAuthToken, Mapping[str, str]]:
+    """Exchange the code of a validated callback here (the ``finish`` of :func:`run_callback`).
+
+    :returns: The verified token set and the ``app_data`` sealed at login.
+    """
     token = exchange_code(client, validated.code, validated.values, validated.payload.max_age)
     record_login_success(client, token, validated.payload.issued_at)
     return token, dict(validated.payload.app or {})

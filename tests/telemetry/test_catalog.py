@@ -867,6 +867,22 @@ def test_par_nests_under_the_login_request(run):
 # -- one login, one trace ------------------------------------------------------------
 
 
+SESSION_ROOTS = frozenset(
+    {
+        spans.REFRESH,
+        spans.LOGOUT,
+        spans.SESSION_END_REVOKE,
+        spans.BACKCHANNEL_LOGOUT,
+        spans.FRONTCHANNEL_LOGOUT,
+    }
+)
+
+
+def _root_of(flow: Flow, span: ReadableSpan) -> ReadableSpan:
+    parent = flow.parent_of(span)
+    return span if parent is None else _root_of(flow, parent)
+
+
 def test_one_login_is_one_trace(run):
     separate_roots = {spans.FORM_POST, spans.FORM_POST_BRIDGE}
     complete = 0
@@ -879,10 +895,14 @@ def test_one_login_is_one_trace(run):
                 if _attrs(s)[attr.TRACE_ID] == correlation
             ]
             trace_id = request.context.trace_id
+            # The session's later operations (refresh, logout, session end) carry
+            # the login's correlation id in traces of their own.
             members = [
                 s
                 for s in flow.spans
-                if _attrs(s).get(attr.TRACE_ID) == correlation and s.name not in separate_roots
+                if _attrs(s).get(attr.TRACE_ID) == correlation
+                and s.name not in separate_roots
+                and _root_of(flow, s).name not in SESSION_ROOTS
             ]
             outside = [s.name for s in members if s.context.trace_id != trace_id]
             assert outside == [], (flow.name, outside)
@@ -907,8 +927,54 @@ def test_one_login_is_one_trace(run):
             for record in flow.logs:
                 attributes = dict(record.attributes or {})
                 if attributes.get(attr.TRACE_ID) == correlation and record.trace_id:
+                    around = flow.by_id().get(record.span_id)
+                    if around is not None and _root_of(flow, around).name in SESSION_ROOTS:
+                        continue  # a later operation of the session, in its own trace
                     assert record.trace_id == trace_id, record.event_name
     assert complete >= 9
+
+
+SESSION_FLOWS = (
+    "module.login_logout",
+    "module.refresh",
+    "module.refresh_failure",
+    "module.sweep",
+    "module.backchannel_logout",
+    "module.frontchannel_logout",
+)
+SESSION_EVENTS = frozenset(
+    {
+        "audit_session_started",
+        "audit_token_refresh",
+        "audit_refresh_failed_but_kept_session",
+        "audit_logout",
+        "audit_session_ended",
+        "audit_token_revocation",
+    }
+)
+SESSION_SPANS = frozenset(
+    {spans.REFRESH, spans.LOGOUT, spans.SESSION_END_REVOKE, spans.TOKEN_REVOKE}
+)
+
+
+def test_a_session_keeps_the_correlation_id_of_its_login(run):
+    # One login, one id: the session's start, refresh, logout and end carry the
+    # correlation id minted at login.request.
+    for name in SESSION_FLOWS:
+        flow = run.flows[name]
+        (correlation,) = flow.logins
+        events = [e for e in flow.audit if e["type"] in SESSION_EVENTS]
+        assert {e["type"] for e in events} >= {"audit_session_started"}, name
+        assert {(e["type"], e["trace_id"]) for e in events} == {
+            (e["type"], correlation) for e in events
+        }, name
+        later = [s for s in flow.spans if s.name in SESSION_SPANS]
+        assert {(s.name, _attrs(s).get(attr.TRACE_ID)) for s in later} == {
+            (s.name, correlation) for s in later
+        }, name
+    seen = {e["type"] for n in SESSION_FLOWS for e in run.flows[n].audit}
+    assert seen >= SESSION_EVENTS
+    assert {s.name for n in SESSION_FLOWS for s in run.flows[n].spans} >= SESSION_SPANS
 
 
 def test_form_post_span_carries_the_login_correlation_id(run):

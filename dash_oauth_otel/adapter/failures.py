@@ -47,7 +47,8 @@ def failure_page(
     description = exc.message
     if isinstance(exc, AuthorizationError) and exc.description:
         description = f"{exc.message} {exc.description}"
-    status = 502 if exc.error in ("token_exchange_error", "transport_error", "http_error") else 400
+    upstream = ("token_exchange_error", "token_refresh_error", "transport_error", "http_error")
+    status = 502 if exc.error in upstream else 400
     return error_page(
         error=exc.error,
         description=description,

@@ -153,7 +153,12 @@ def check(module: DashOAuth) -> Response | None:
         return None  # another app on the same server
     # Set on every request: a worker thread serves many requests in turn.
     activate(module.telemetry)
-    set_context_attributes({attr.DASH_MODULE_ID: module.module_id})
+    set_context_attributes(
+        {
+            attr.DASH_MODULE_ID: module.module_id,
+            attr.DASH_SESSION_IS_ASYNC: module.dispatcher is not None,
+        }
+    )
     set_trace_id(None)
     module.lifecycle.start_sweeper()
     protect_pages()

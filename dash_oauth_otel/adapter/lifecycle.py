@@ -88,7 +88,11 @@ class Lifecycle:
         if record is None:
             return _NO_SESSION
         set_context_attributes(
-            {attr.DASH_MODULE_ID: self.module_id, attr.DASH_SESSION_ID_DIGEST: record.sid_digest}
+            {
+                attr.DASH_MODULE_ID: self.module_id,
+                attr.DASH_SESSION_IS_ASYNC: self.dispatcher is not None,
+                attr.DASH_SESSION_ID_DIGEST: record.sid_digest,
+            }
         )
         # The rest of the request (refresh, session end, the app's own calls)
         # carries the correlation id of the session's login.
@@ -342,8 +346,15 @@ class Lifecycle:
             _log.warning("revocation failed", exc_info=True)
 
     def revoke(self, token: OAuthToken, reason: str, *, sid_digest: str | None = None) -> None:
-        """Revoke refresh then access token, best effort, under ``session.end.revoke``."""
-        root = reason != "logout"
+        """Revoke refresh then access token, best effort.
+
+        A logout's revocations are ``token.revoke`` spans under its ``logout``
+        span; any other end of a session, and a late token set, revoke under a
+        ``session.end.revoke`` root.
+        """
+        if reason == "logout":
+            self._revoke_pair(token)
+            return
         with spans.span(
             spans.SESSION_END_REVOKE,
             {
@@ -352,17 +363,20 @@ class Lifecycle:
                 attr.DASH_MODULE_ID: self.module_id,
                 attr.DASH_SESSION_ID_DIGEST: sid_digest,
             },
-            root=root,
+            root=True,
         ):
-            for which in ("refresh", "access"):
-                if which == "refresh" and not token.refresh_token:
-                    continue
-                if self.dispatcher is not None:
-                    self.dispatcher.run(
-                        self.client, "revoke", {"token": token.to_dict(), "which": which}
-                    )
-                else:
-                    revoke_token(self.client, token, which)
+            self._revoke_pair(token)
+
+    def _revoke_pair(self, token: OAuthToken) -> None:
+        for which in ("refresh", "access"):
+            if which == "refresh" and not token.refresh_token:
+                continue
+            if self.dispatcher is not None:
+                self.dispatcher.run(
+                    self.client, "revoke", {"token": token.to_dict(), "which": which}
+                )
+            else:
+                revoke_token(self.client, token, which)
 
     # -- sweeping ------------------------------------------------------------
 

@@ -7,6 +7,8 @@ The code is sent once: an exchange is never retried, whatever the failure.
 
 from __future__ import annotations
 
+from opentelemetry import context as otel_context
+
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.lifecycle import revoke_token
 from dash_oauth_otel.core.state import OneTimeValues
@@ -36,6 +38,9 @@ def exchange_code(
     """
     provider = client.provider
     code_digest = digest(code)
+    # The callback (or, in a worker, callback.worker): the ID-token stage of
+    # the callback validation is opened under it, with the other stages.
+    callback_context = otel_context.get_current()
     with spans.span(
         spans.TOKEN_EXCHANGE,
         {
@@ -86,7 +91,12 @@ def exchange_code(
         )
     try:
         return verify_token_response(
-            client, parsed, phase="callback.verify", nonce=values.nonce, max_age=max_age
+            client,
+            parsed,
+            phase="callback.verify",
+            nonce=values.nonce,
+            max_age=max_age,
+            stage_parent=callback_context,
         )
     except DashOAuthError:
         # The provider issued tokens this login will never use: revoke them.

@@ -26,6 +26,7 @@ from dash_oauth_otel.core.verify import token_response_attributes
 from dash_oauth_otel.core.verify import verify_token_response
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import InputError
+from dash_oauth_otel.errors import TokenEndpointError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
@@ -34,7 +35,11 @@ from dash_oauth_otel.telemetry.metrics import record_counter
 from dash_oauth_otel.telemetry.metrics import record_failure
 from dash_oauth_otel.telemetry.redact import digest
 
+REFRESH_ERROR = "token_refresh_error"
+"""The wire code of a refresh the token endpoint refused or answered badly."""
+
 __all__ = [
+    "REFRESH_ERROR",
     "IntrospectionResult",
     "RevocationResult",
     "TokenKind",
@@ -131,6 +136,9 @@ def refresh_token(client: OAuthClient, token: OAuthToken) -> OAuthToken:
         except DashOAuthError as exc:
             exc.trace_id = exc.trace_id or tid
             exc.phase = exc.phase or "refresh"
+            if isinstance(exc, TokenEndpointError):
+                # The token endpoint refused a refresh, not a code exchange.
+                exc.error = REFRESH_ERROR
             record_failure(exc.phase, type(exc).__qualname__)
             record_counter("refreshes", {"outcome": "failure"})
             raise

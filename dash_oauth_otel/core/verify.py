@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from dash_oauth_otel.core.client import OAuthClient
@@ -59,6 +60,7 @@ def verify_token_response(
     nonce: str | None = None,
     max_age: int | None = None,
     original: OAuthToken | None = None,
+    stage_parent: otel_context.Context | None = None,
 ) -> OAuthToken:
     """Validate ``response`` and build the :class:`OAuthToken`.
 
@@ -66,6 +68,9 @@ def verify_token_response(
     :param nonce: The nonce sent with the authorization request (login only).
     :param max_age: The ``max_age`` requested (``auth_time`` then checked).
     :param original: The token being refreshed (refresh only).
+    :param stage_parent: The context of the callback: the ID-token validation
+        stage (``callback.nonce_validation``) is opened under it, next to the
+        other callback stages; on refresh it stays under ``token.verify``.
     :raises IDTokenError: An ID token is missing where required or invalid.
     :raises NonceError: The ID token's nonce does not match.
     :raises UserinfoError: Userinfo is unusable or about another user.
@@ -113,6 +118,8 @@ def verify_token_response(
                     if refresh
                     else "callback.nonce_validation",
                 },
+                parent=None if refresh else stage_parent,
+                link_current=False,
             ):
                 new_claims = _validate(client, response, nonce=nonce, max_age=max_age, phase=phase)
                 if original is not None:

@@ -142,6 +142,7 @@ _OTEL_KEYS: Mapping[str, str] = {
     "session_id_digest": attr.DASH_SESSION_ID_DIGEST,
     "process_id": attr.DASH_PROCESS_ID,
     "main_process_id": attr.DASH_MAIN_PROCESS_ID,
+    "session.is_async": attr.DASH_SESSION_IS_ASYNC,
     "type": "event.type",
 }
 

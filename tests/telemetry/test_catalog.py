@@ -113,8 +113,8 @@ PARENTS: dict[str, set[str | None]] = {
     spans.REFRESH: {None},
     spans.LOGOUT: {None},
     spans.LOGOUT_RETURN: {None},
-    spans.SESSION_END_REVOKE: {spans.LOGOUT, None},
-    spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, spans.CALLBACK, None},
+    spans.SESSION_END_REVOKE: {None},
+    spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, spans.LOGOUT, spans.CALLBACK, None},
     spans.TOKEN_REVOKE_HTTP: {spans.TOKEN_REVOKE},
     spans.TOKEN_INTROSPECT: {None},
     spans.TOKEN_INTROSPECT_HTTP: {spans.TOKEN_INTROSPECT},
@@ -772,7 +772,7 @@ def test_every_span_has_its_catalogued_parent(run):
 
 def test_parents_by_phase(run):
     expected = {
-        (spans.CALLBACK_VALIDATE, "callback.nonce_validation"): spans.TOKEN_VERIFY,
+        (spans.CALLBACK_VALIDATE, "callback.nonce_validation"): spans.CALLBACK,
         (spans.CALLBACK_VALIDATE, "refresh.id_token_validation"): spans.TOKEN_VERIFY,
         (spans.TOKEN_EXCHANGE_HTTP, "token.exchange"): spans.TOKEN_EXCHANGE,
         (spans.TOKEN_EXCHANGE_HTTP, "refresh"): spans.REFRESH,
@@ -784,11 +784,8 @@ def test_parents_by_phase(run):
         for found in flow.spans:
             phase = _attrs(found)[attr.OAUTH_PHASE]
             parent = flow.parent_of(found)
-            if (
-                found.name == spans.CALLBACK_VALIDATE
-                and phase.startswith("callback.")
-                and (phase != "callback.nonce_validation")
-            ):
+            if found.name == spans.CALLBACK_VALIDATE and phase.startswith("callback."):
+                # Every stage of the callback validation, the nonce one included.
                 assert parent is not None and parent.name == spans.CALLBACK, phase
             want = expected.get((found.name, phase))
             if want is not None:
@@ -834,10 +831,11 @@ def test_module_request_spans_are_roots(run):
 
 
 def test_session_end_revoke_parents(run):
+    # An ordinary logout revokes under its logout span (the catalog keeps
+    # session.end.revoke for a session that ends otherwise).
     logout = run.flows["module.login_logout"]
-    (on_logout,) = logout.named(spans.SESSION_END_REVOKE)
-    parent = logout.parent_of(on_logout)
-    assert parent is not None and parent.name == spans.LOGOUT
+    assert logout.named(spans.SESSION_END_REVOKE) == []
+    (on_logout,) = logout.named(spans.LOGOUT)
     sweep = run.flows["module.sweep"]
     (on_sweep,) = sweep.named(spans.SESSION_END_REVOKE)
     assert on_sweep.parent is None
@@ -1073,7 +1071,7 @@ def test_token_response_attributes_describe_the_grant(run):
 
 
 def test_session_end_revoke_names_the_ended_session(run):
-    for name in ("module.sweep", "module.login_logout"):
+    for name in ("module.sweep", "module.backchannel_logout"):
         flow = run.flows[name]
         (ended,) = [e for e in flow.audit if e["type"] == "audit_session_ended"]
         (end,) = flow.named(spans.SESSION_END_REVOKE)
@@ -1137,22 +1135,42 @@ def test_errors_follow_the_conventions(run):
         error_type = attributes.get(attr.ERROR_TYPE)
         assert error_type, found.name
         status = attributes.get(attr.HTTP_RESPONSE_STATUS_CODE)
-        if found.name in HTTP_SPANS and status is not None and status >= 400:
-            assert error_type == str(status)
-            assert found.status.description == f"HTTP {status}"
-            assert found.events == ()
-            continue
+        # Error status plus one exception event (type, message, reason), on every
+        # span, the HTTP client spans answered with 400 or more included.
         (event,) = found.events
         assert event.name == "exception"
         details = dict(event.attributes or {})
-        assert set(details) <= EXCEPTION_EVENT_KEYS, found.name
+        assert set(details) == EXCEPTION_EVENT_KEYS, found.name
         assert details["exception.type"] == error_type
+        if found.name in HTTP_SPANS and status is not None and status >= 400:
+            assert error_type == str(status)
+            assert found.status.description == f"HTTP {status}"
+            assert details["dash_oauth_otel.error.reason"] == f"http_{status}"
     for found in run.spans():
         if found.status.status_code is StatusCode.OK:
             assert attr.ERROR_TYPE not in _attrs(found), found.name
             assert found.events == (), found.name
         else:
             assert found.status.status_code is StatusCode.ERROR, found.name
+
+
+def test_a_failed_refresh_has_its_own_error_code(run):
+    flow = run.flows["module.refresh_failure"]
+    failed = [s for s in flow.named(spans.REFRESH) if s.status.status_code is StatusCode.ERROR]
+    assert failed
+    for found in failed:
+        assert found.status.description == "token_refresh_error"
+        assert _attrs(found)[attr.ERROR_TYPE] == "TokenEndpointError"
+
+
+def test_module_spans_say_whether_the_session_is_async(run):
+    for name in ("module.refresh", "module.login_logout"):
+        flow = run.flows[name]
+        served = [s for s in flow.spans if s.name in (spans.REFRESH, spans.CALLBACK, spans.LOGOUT)]
+        assert served, name
+        assert {_attrs(s).get(attr.DASH_SESSION_IS_ASYNC) for s in served} == {False}, name
+        started = [e for e in flow.audit if e["type"] == "audit_session_started"]
+        assert [e["session.is_async"] for e in started] == [False]
 
 
 # -- secrets ---------------------------------------------------------------------------

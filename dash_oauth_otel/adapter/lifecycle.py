@@ -326,6 +326,15 @@ class Lifecycle:
             session_id_digest=removed.sid_digest,
             module_id=self.module_id,
         )
+        audit.emit(
+            audit.AUDIT_AUTHENTICATED_CHANGED,
+            **self.client.audit_fields(),
+            module_id=self.module_id,
+            session_id_digest=removed.sid_digest,
+            authenticated=False,
+            previous_authenticated=True,
+            reason=reason,
+        )
         found = instruments()
         if found is not None:
             found.active_sessions.add(-1, {attr.OAUTH_PROVIDER_NAME: self.client.provider.name})

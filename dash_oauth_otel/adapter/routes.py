@@ -296,6 +296,15 @@ def _establish(
         session_id_digest=record.sid_digest,
         sub_digest=digest(token.subject),
     )
+    audit.emit(
+        audit.AUDIT_AUTHENTICATED_CHANGED,
+        **module.client.audit_fields(),
+        module_id=module.module_id,
+        session_id_digest=record.sid_digest,
+        authenticated=True,
+        previous_authenticated=False,
+        reason="login",
+    )
     found = instruments()
     if found is not None:
         found.active_sessions.add(1, {attr.OAUTH_PROVIDER_NAME: module.client.provider.name})

@@ -354,6 +354,7 @@ def _validate(
                 phase="state_store_lookup",
                 error_class="StateError",
             )
+            _error_state_not_consumed(client, params, state_digest, "state_unknown_or_used")
             raise failed(
                 StateError(
                     "This login was already completed or has expired; please sign in again.",
@@ -378,6 +379,7 @@ def _validate(
     with _validate_stage(client, "callback.state_store_consume"):
         values = take_one_time(client, payload)
         if values is None:
+            _error_state_not_consumed(client, params, state_digest, "state_replayed")
             raise failed(
                 StateError(
                     "This login was already completed; please sign in again.",
@@ -389,6 +391,9 @@ def _validate(
         audit.AUDIT_CALLBACK_VALIDATION_SUCCESS, **client.audit_fields(), state_digest=state_digest
     )
     if "error" in params:
+        audit.emit(
+            audit.AUDIT_ERROR_STATE_CONSUMED, **client.audit_fields(), state_digest=state_digest
+        )
         raise _provider_error(client, params)
     with _validate_stage(client, "callback.pkce_verifier_validation"):
         try:
@@ -396,6 +401,20 @@ def _validate(
         except DashOAuthError as exc:
             raise failed(exc, "callback.pkce_verifier_validation") from None
     return ValidatedCallback(params["code"], values, payload)
+
+
+def _error_state_not_consumed(
+    client: OAuthClient, params: Mapping[str, str], state_digest: str | None, reason: str
+) -> None:
+    """An error answer of the provider whose login could not be spent (unknown or used)."""
+    if "error" in params:
+        audit.emit(
+            audit.AUDIT_ERROR_STATE_CONSUMPTION_FAILED,
+            **client.audit_fields(),
+            state_digest=state_digest,
+            error_class="StateError",
+            reason=reason,
+        )
 
 
 def _provider_error(client: OAuthClient, params: Mapping[str, str]) -> AuthorizationError:
@@ -407,6 +426,8 @@ def _provider_error(client: OAuthClient, params: Mapping[str, str]) -> Authoriza
         **client.audit_fields(),
         phase="callback.provider_error",
         oauth_error=code,
+        reason=code,
+        error_class="AuthorizationError",
         message="The provider answered the login with an error.",
     )
     return AuthorizationError(

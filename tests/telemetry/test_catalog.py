@@ -404,6 +404,13 @@ def _core_flows(rec: _Recorder, idp: TestProvider) -> None:
                     browser,
                 )
             assert refused.value.__class__.__name__ == "AuthorizationError"
+            # The same error answer again: its login is spent.
+            with pytest.raises(StateError):
+                handle_callback(
+                    client,
+                    {"state": sealed, "error": "access_denied", "iss": provider.issuer or ""},
+                    browser,
+                )
             # Userinfo answers HTTP 503.
             browser = secrets.token_urlsafe(32)
             result = _start(notes, client, browser)
@@ -1171,6 +1178,37 @@ def test_module_spans_say_whether_the_session_is_async(run):
         assert {_attrs(s).get(attr.DASH_SESSION_IS_ASYNC) for s in served} == {False}, name
         started = [e for e in flow.audit if e["type"] == "audit_session_started"]
         assert [e["session.is_async"] for e in started] == [False]
+
+
+def test_an_error_page_is_reported_once_as_an_error_event(run):
+    flow = run.flows["module.login_failure"]
+    (failed,) = [e for e in flow.audit if e["type"] == "audit_login_failed"]
+    (error,) = [e for e in flow.audit if e["type"] == "error"]
+    assert error["phase"] == failed["phase"] == "callback.browser_token_validation"
+    assert error["error_class"] == failed["error_class"]
+    assert error["reason"] and error["trace_id"] == failed["trace_id"]
+
+
+def test_error_answers_of_the_provider_spend_their_login(run):
+    flow = run.flows["core.failures"]
+    (consumed,) = [e for e in flow.audit if e["type"] == "audit_error_state_consumed"]
+    (refused,) = [e for e in flow.audit if e["type"] == "audit_error_state_consumption_failed"]
+    assert consumed["state_digest"] == refused["state_digest"]
+    (provider_error,) = [
+        e for e in flow.audit if e["type"] == "error" and e["phase"] == "callback.provider_error"
+    ]
+    assert provider_error["error_class"] == "AuthorizationError"
+
+
+def test_authenticated_changes_follow_the_session(run):
+    flow = run.flows["module.login_logout"]
+    changes = [e for e in flow.audit if e["type"] == "audit_authenticated_changed"]
+    assert [(e["previous_authenticated"], e["authenticated"], e["reason"]) for e in changes] == [
+        (False, True, "login"),
+        (True, False, "logout"),
+    ]
+    (started,) = [e for e in flow.audit if e["type"] == "audit_session_started"]
+    assert {e["session_id_digest"] for e in changes} == {started["session_id_digest"]}
 
 
 # -- secrets ---------------------------------------------------------------------------

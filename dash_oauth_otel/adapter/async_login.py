@@ -246,7 +246,13 @@ def complete(module: DashOAuth, handle: str, binding: str | None) -> Response:
                 reason="browser_binding_mismatch",
             ),
         )
-    return establish_session(module, token, {"next": record.get("next") or module.home})
+    trace_id = record.get("trace_id")
+    return establish_session(
+        module,
+        token,
+        {"next": record.get("next") or module.home},
+        trace_id if isinstance(trace_id, str) else None,
+    )
 
 
 def cancel(module: DashOAuth, binding: str) -> None:

@@ -48,6 +48,18 @@ def failure_page(
     """
     if isinstance(exc, StoreError):
         return store_failure_page(module, exc)
+    if not isinstance(exc, AuthorizationError):
+        # The provider's refusal was reported where it arrived (phase
+        # callback.provider_error); every other error shown on a page, here.
+        audit.emit(
+            audit.ERROR,
+            **module.client.audit_fields(),
+            phase=exc.phase or "callback",
+            reason=exc.reason or exc.error,
+            error_class=type(exc).__qualname__,
+            message=exc.message,
+            trace_id=exc.trace_id,
+        )
     description = exc.message
     if isinstance(exc, AuthorizationError) and exc.description:
         description = f"{exc.message} {exc.description}"

@@ -43,6 +43,7 @@ from dash_oauth_otel.adapter.signout import signed_out_response
 from dash_oauth_otel.adapter.signout import signed_out_url
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
+from dash_oauth_otel.telemetry.correlation import set_trace_id
 from dash_oauth_otel.telemetry.settings import activate
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def register(module: DashOAuth, server: flask.Flask) -> None:
         # The request's dash.* metadata and telemetry settings must not outlive
         # it on a reused thread.
         set_context_attributes(None)
+        set_trace_id(None)
         activate(None)
 
     hooks = server.before_request_funcs.get(None, [])
@@ -151,7 +153,13 @@ def check(module: DashOAuth) -> Response | None:
         return None  # another app on the same server
     # Set on every request: a worker thread serves many requests in turn.
     activate(module.telemetry)
-    set_context_attributes({attr.DASH_MODULE_ID: module.module_id})
+    set_context_attributes(
+        {
+            attr.DASH_MODULE_ID: module.module_id,
+            attr.DASH_SESSION_IS_ASYNC: module.dispatcher is not None,
+        }
+    )
+    set_trace_id(None)
     module.lifecycle.start_sweeper()
     protect_pages()
     if relative.startswith("oauth/"):

@@ -30,6 +30,8 @@ from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.correlation import set_context_attributes
+from dash_oauth_otel.telemetry.correlation import set_trace_id
+from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.metrics import instruments
 from dash_oauth_otel.telemetry.settings import TelemetrySettings
 from dash_oauth_otel.telemetry.settings import use_settings
@@ -86,8 +88,15 @@ class Lifecycle:
         if record is None:
             return _NO_SESSION
         set_context_attributes(
-            {attr.DASH_MODULE_ID: self.module_id, attr.DASH_SESSION_ID_DIGEST: record.sid_digest}
+            {
+                attr.DASH_MODULE_ID: self.module_id,
+                attr.DASH_SESSION_IS_ASYNC: self.dispatcher is not None,
+                attr.DASH_SESSION_ID_DIGEST: record.sid_digest,
+            }
         )
+        # The rest of the request (refresh, session end, the app's own calls)
+        # carries the correlation id of the session's login.
+        set_trace_id(record.trace_id)
         quiet = self._quiet.get(id(record))
         if (
             quiet is not None
@@ -296,6 +305,12 @@ class Lifecycle:
 
         :returns: Whether this call ended it (another process may have first).
         """
+        with trace_id_scope(record.trace_id):
+            return self._end(record, reason, revoke=revoke, error_class=error_class)
+
+    def _end(
+        self, record: SessionRecord, reason: str, *, revoke: bool | None, error_class: str | None
+    ) -> bool:
         with self.sessions.store.lock(self.sessions.lock_name(record), ttl=30.0, wait=10.0):
             removed = self.sessions.delete(record.sid)
         if removed is None:
@@ -310,6 +325,15 @@ class Lifecycle:
             error_class=error_class,
             session_id_digest=removed.sid_digest,
             module_id=self.module_id,
+        )
+        audit.emit(
+            audit.AUDIT_AUTHENTICATED_CHANGED,
+            **self.client.audit_fields(),
+            module_id=self.module_id,
+            session_id_digest=removed.sid_digest,
+            authenticated=False,
+            previous_authenticated=True,
+            reason=reason,
         )
         found = instruments()
         if found is not None:
@@ -331,8 +355,15 @@ class Lifecycle:
             _log.warning("revocation failed", exc_info=True)
 
     def revoke(self, token: OAuthToken, reason: str, *, sid_digest: str | None = None) -> None:
-        """Revoke refresh then access token, best effort, under ``session.end.revoke``."""
-        root = reason != "logout"
+        """Revoke refresh then access token, best effort.
+
+        A logout's revocations are ``token.revoke`` spans under its ``logout``
+        span; any other end of a session, and a late token set, revoke under a
+        ``session.end.revoke`` root.
+        """
+        if reason == "logout":
+            self._revoke_pair(token)
+            return
         with spans.span(
             spans.SESSION_END_REVOKE,
             {
@@ -341,17 +372,20 @@ class Lifecycle:
                 attr.DASH_MODULE_ID: self.module_id,
                 attr.DASH_SESSION_ID_DIGEST: sid_digest,
             },
-            root=root,
+            root=True,
         ):
-            for which in ("refresh", "access"):
-                if which == "refresh" and not token.refresh_token:
-                    continue
-                if self.dispatcher is not None:
-                    self.dispatcher.run(
-                        self.client, "revoke", {"token": token.to_dict(), "which": which}
-                    )
-                else:
-                    revoke_token(self.client, token, which)
+            self._revoke_pair(token)
+
+    def _revoke_pair(self, token: OAuthToken) -> None:
+        for which in ("refresh", "access"):
+            if which == "refresh" and not token.refresh_token:
+                continue
+            if self.dispatcher is not None:
+                self.dispatcher.run(
+                    self.client, "revoke", {"token": token.to_dict(), "which": which}
+                )
+            else:
+                revoke_token(self.client, token, which)
 
     # -- sweeping ------------------------------------------------------------
 

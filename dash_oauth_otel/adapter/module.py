@@ -219,6 +219,9 @@ class DashOAuth:
                     "oauth.refresh_lead_seconds": self.options.refresh_lead_seconds,
                     "oauth.reauth_after_seconds": self.options.reauth_after_seconds,
                     "oauth.browser_cookie_samesite": self.options.cookie_samesite,
+                    # The session and binding cookies are always set with Path=/.
+                    attr.OAUTH_BROWSER_COOKIE_PATH_ROOT: True,
+                    attr.OAUTH_REFRESH_PROACTIVELY: self.options.refresh_interval_seconds > 0,
                     attr.DASH_PROCESS_ID: os.getpid(),
                 },
                 root=True,

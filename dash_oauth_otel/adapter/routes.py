@@ -39,10 +39,14 @@ from dash_oauth_otel.adapter.pages import no_store
 from dash_oauth_otel.adapter.pages import step_page
 from dash_oauth_otel.adapter.provider_logout import backchannel_logout
 from dash_oauth_otel.adapter.provider_logout import frontchannel_logout
-from dash_oauth_otel.core.callback import complete_callback
+from dash_oauth_otel.core.callback import ValidatedCallback
+from dash_oauth_otel.core.callback import exchange_validated
 from dash_oauth_otel.core.callback import parse_callback_params
+from dash_oauth_otel.core.callback import run_callback
+from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.login import prepare_call
 from dash_oauth_otel.core.state import check_browser_token
+from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.core.urls import same_origin_path
 from dash_oauth_otel.errors import CallbackQueryError
 from dash_oauth_otel.errors import DashOAuthError
@@ -50,6 +54,8 @@ from dash_oauth_otel.errors import InputError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
+from dash_oauth_otel.telemetry.correlation import current_trace_id
+from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.metrics import instruments
 from dash_oauth_otel.telemetry.redact import digest
 
@@ -240,14 +246,36 @@ def _finish(module: DashOAuth, params: Any, binding: str | None) -> Response:
     if module.dispatcher is not None:
         return async_login.start(module, params, binding)
     try:
-        token, app_data = complete_callback(module.client, params, binding or "")
+        token, app_data, trace_id = run_callback(
+            module.client, params, binding or "", _exchange_with_trace_id
+        )
     except DashOAuthError as exc:
         return login_failed(module, exc, next_path=page_of_state(module, params))
-    return establish_session(module, token, app_data)
+    return establish_session(module, token, app_data, trace_id)
 
 
-def establish_session(module: DashOAuth, token: Any, app_data: Mapping[str, str]) -> Response:
-    """Create the session of a completed login and send the browser to its page."""
+def _exchange_with_trace_id(
+    client: OAuthClient, validated: ValidatedCallback
+) -> tuple[OAuthToken, Mapping[str, str], str | None]:
+    token, app_data = exchange_validated(client, validated)
+    return token, app_data, current_trace_id()
+
+
+def establish_session(
+    module: DashOAuth, token: Any, app_data: Mapping[str, str], trace_id: str | None = None
+) -> Response:
+    """Create the session of a completed login and send the browser to its page.
+
+    :param trace_id: The login's correlation id, kept with the session so that
+        its later spans and events join the login.
+    """
+    with trace_id_scope(trace_id) as joined:
+        return _establish(module, token, app_data, joined)
+
+
+def _establish(
+    module: DashOAuth, token: Any, app_data: Mapping[str, str], trace_id: str
+) -> Response:
     request = flask.request
     # Session fixation: a login always gets a new session id; an older session
     # of this browser ends (its tokens belonged to whoever logged in before).
@@ -257,7 +285,9 @@ def establish_session(module: DashOAuth, token: Any, app_data: Mapping[str, str]
     claims = token.id_token_claims or {}
     auth_time = claims.get("auth_time")
     record = module.sessions.create(
-        token, auth_time=float(auth_time) if isinstance(auth_time, (int, float)) else None
+        token,
+        auth_time=float(auth_time) if isinstance(auth_time, (int, float)) else None,
+        trace_id=trace_id,
     )
     audit.emit(
         audit.AUDIT_SESSION_STARTED,
@@ -265,6 +295,15 @@ def establish_session(module: DashOAuth, token: Any, app_data: Mapping[str, str]
         module_id=module.module_id,
         session_id_digest=record.sid_digest,
         sub_digest=digest(token.subject),
+    )
+    audit.emit(
+        audit.AUDIT_AUTHENTICATED_CHANGED,
+        **module.client.audit_fields(),
+        module_id=module.module_id,
+        session_id_digest=record.sid_digest,
+        authenticated=True,
+        previous_authenticated=False,
+        reason="login",
     )
     found = instruments()
     if found is not None:

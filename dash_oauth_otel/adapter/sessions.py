@@ -69,6 +69,10 @@ class SessionRecord:
     error: str | None = None
     op_sid: str | None = field(default=None, repr=False)
     """The provider's session id (the ID token's ``sid``), if it sent one."""
+    trace_id: str | None = None
+    """The correlation id of the login that started the session (``None`` for
+    records written before it was kept): the session's later spans and events
+    carry it."""
 
     @cached_property
     def sid_digest(self) -> str:
@@ -89,6 +93,7 @@ class SessionRecord:
             "next_refresh_at": self.next_refresh_at,
             "error": self.error,
             "op_sid": self.op_sid,
+            "trace_id": self.trace_id,
         }
 
     @classmethod
@@ -106,6 +111,7 @@ class SessionRecord:
             next_refresh_at=float(data.get("next_refresh_at", 0.0)),
             error=data.get("error"),
             op_sid=_optional_str(data.get("op_sid")),
+            trace_id=_optional_str(data.get("trace_id")),
         )
 
 
@@ -168,8 +174,13 @@ class SessionManager:
         remaining = record.created_at + self.max_lifetime - self.clock()
         return max(1.0, min(remaining, self.idle_timeout) + _GRACE)
 
-    def create(self, token: OAuthToken, *, auth_time: float | None = None) -> SessionRecord:
-        """Create and save a new session for ``token`` (always a new id)."""
+    def create(
+        self, token: OAuthToken, *, auth_time: float | None = None, trace_id: str | None = None
+    ) -> SessionRecord:
+        """Create and save a new session for ``token`` (always a new id).
+
+        :param trace_id: The correlation id of the login, kept with the session.
+        """
         now = self.clock()
         record = SessionRecord(
             sid=new_session_id(),
@@ -178,6 +189,7 @@ class SessionManager:
             last_seen=now,
             auth_time=auth_time if auth_time is not None else now,
             op_sid=_optional_str((token.id_token_claims or {}).get("sid")),
+            trace_id=trace_id,
         )
         self.save(record)
         self._index(record)

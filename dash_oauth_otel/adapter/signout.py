@@ -43,6 +43,7 @@ from dash_oauth_otel.errors import StateError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
+from dash_oauth_otel.telemetry.correlation import set_trace_id
 from dash_oauth_otel.telemetry.redact import digest
 
 if TYPE_CHECKING:
@@ -153,6 +154,10 @@ def logout(module: DashOAuth) -> Response:
         binding = module.cookies.binding(request)
         record = module.sessions.load(module.cookies.session_id(request))
         response: Response | None = None
+        if record is not None and record.trace_id:
+            # The logout joins the session's login.
+            set_trace_id(record.trace_id)
+            spans.set_attributes(current, {attr.TRACE_ID: record.trace_id})
         if record is not None:
             refusal = _csrf_refusal(module, record, current)
             if refusal is not None:

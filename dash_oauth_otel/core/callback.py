@@ -57,6 +57,7 @@ __all__ = [
     "ValidatedCallback",
     "check_callback_issuer",
     "complete_callback",
+    "exchange_validated",
     "handle_callback",
     "parse_callback_params",
     "record_login_success",
@@ -201,12 +202,16 @@ def complete_callback(
     browser_token: str,
 ) -> tuple[OAuthToken, Mapping[str, str]]:
     """Like :func:`handle_callback`, also returning the ``app_data`` sealed at login."""
-    return run_callback(client, query, browser_token, _exchange_here)
+    return run_callback(client, query, browser_token, exchange_validated)
 
 
-def _exchange_here(
+def exchange_validated(
     client: OAuthClient, validated: ValidatedCallback
 ) -> tuple[OAuthToken, Mapping[str, str]]:
+    """Exchange the code of a validated callback here (the ``finish`` of :func:`run_callback`).
+
+    :returns: The verified token set and the ``app_data`` sealed at login.
+    """
     token = exchange_code(client, validated.code, validated.values, validated.payload.max_age)
     record_login_success(client, token, validated.payload.issued_at)
     return token, dict(validated.payload.app or {})
@@ -268,6 +273,13 @@ def run_callback(
                 attr.OAUTH_USERINFO_REQUIRED: client.fetch_userinfo
                 and client.provider.userinfo_endpoint is not None,
                 attr.OAUTH_ID_TOKEN_VALIDATION_ENABLED: client.provider.is_oidc,
+                attr.OAUTH_USERINFO_ID_TOKEN_MATCH_REQUIRED: client.fetch_userinfo
+                and client.provider.userinfo_endpoint is not None
+                and client.provider.is_oidc
+                and "openid" in client.scopes,
+                # No introspection is part of a login (``introspect_token`` is separate).
+                attr.OAUTH_INTROSPECT: False,
+                attr.OAUTH_INTROSPECT_ELEMENTS_COUNT: 0,
             },
             parent=parent if parent is not None else otel_context.Context(),
         ),
@@ -353,6 +365,7 @@ def _validate(
                 phase="state_store_lookup",
                 error_class="StateError",
             )
+            _error_state_not_consumed(client, params, state_digest, "state_unknown_or_used")
             raise failed(
                 StateError(
                     "This login was already completed or has expired; please sign in again.",
@@ -377,6 +390,7 @@ def _validate(
     with _validate_stage(client, "callback.state_store_consume"):
         values = take_one_time(client, payload)
         if values is None:
+            _error_state_not_consumed(client, params, state_digest, "state_replayed")
             raise failed(
                 StateError(
                     "This login was already completed; please sign in again.",
@@ -388,6 +402,9 @@ def _validate(
         audit.AUDIT_CALLBACK_VALIDATION_SUCCESS, **client.audit_fields(), state_digest=state_digest
     )
     if "error" in params:
+        audit.emit(
+            audit.AUDIT_ERROR_STATE_CONSUMED, **client.audit_fields(), state_digest=state_digest
+        )
         raise _provider_error(client, params)
     with _validate_stage(client, "callback.pkce_verifier_validation"):
         try:
@@ -395,6 +412,20 @@ def _validate(
         except DashOAuthError as exc:
             raise failed(exc, "callback.pkce_verifier_validation") from None
     return ValidatedCallback(params["code"], values, payload)
+
+
+def _error_state_not_consumed(
+    client: OAuthClient, params: Mapping[str, str], state_digest: str | None, reason: str
+) -> None:
+    """An error answer of the provider whose login could not be spent (unknown or used)."""
+    if "error" in params:
+        audit.emit(
+            audit.AUDIT_ERROR_STATE_CONSUMPTION_FAILED,
+            **client.audit_fields(),
+            state_digest=state_digest,
+            error_class="StateError",
+            reason=reason,
+        )
 
 
 def _provider_error(client: OAuthClient, params: Mapping[str, str]) -> AuthorizationError:
@@ -406,6 +437,8 @@ def _provider_error(client: OAuthClient, params: Mapping[str, str]) -> Authoriza
         **client.audit_fields(),
         phase="callback.provider_error",
         oauth_error=code,
+        reason=code,
+        error_class="AuthorizationError",
         message="The provider answered the login with an error.",
     )
     return AuthorizationError(

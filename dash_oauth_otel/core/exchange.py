@@ -7,6 +7,8 @@ The code is sent once: an exchange is never retried, whatever the failure.
 
 from __future__ import annotations
 
+from opentelemetry import context as otel_context
+
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.lifecycle import revoke_token
 from dash_oauth_otel.core.state import OneTimeValues
@@ -15,6 +17,7 @@ from dash_oauth_otel.core.token_endpoint import TokenResponse
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import parse_token_response
 from dash_oauth_otel.core.token_endpoint import raise_for_error
+from dash_oauth_otel.core.verify import token_response_attributes
 from dash_oauth_otel.core.verify import verify_token_response
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.telemetry import attributes as attr
@@ -35,6 +38,9 @@ def exchange_code(
     """
     provider = client.provider
     code_digest = digest(code)
+    # The callback (or, in a worker, callback.worker): the ID-token stage of
+    # the callback validation is opened under it, with the other stages.
+    callback_context = otel_context.get_current()
     with spans.span(
         spans.TOKEN_EXCHANGE,
         {
@@ -43,6 +49,7 @@ def exchange_code(
             attr.OAUTH_USED_PKCE: True,
             attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
             attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: len(client.extra_token_params),
+            attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(provider.extra_token_headers),
         },
     ) as current:
         form = {
@@ -72,15 +79,7 @@ def exchange_code(
                 reason=exc.reason,
             )
             raise
-        spans.set_attributes(
-            current,
-            {
-                attr.OAUTH_TOKEN_TYPE: parsed.token_type,
-                attr.OAUTH_RECEIVED_ID_TOKEN: parsed.id_token is not None,
-                attr.OAUTH_RECEIVED_REFRESH_TOKEN: parsed.refresh_token is not None,
-                attr.OAUTH_EXPIRES_IN_PRESENT: parsed.expires_in_present,
-            },
-        )
+        spans.set_attributes(current, token_response_attributes(parsed, client.scopes))
         audit.emit(
             audit.AUDIT_TOKEN_EXCHANGE,
             **client.audit_fields(),
@@ -92,7 +91,12 @@ def exchange_code(
         )
     try:
         return verify_token_response(
-            client, parsed, phase="callback.verify", nonce=values.nonce, max_age=max_age
+            client,
+            parsed,
+            phase="callback.verify",
+            nonce=values.nonce,
+            max_age=max_age,
+            stage_parent=callback_context,
         )
     except DashOAuthError:
         # The provider issued tokens this login will never use: revoke them.

@@ -25,8 +25,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from opentelemetry.trace import SpanKind
-from opentelemetry.trace import Status
-from opentelemetry.trace import StatusCode
 
 from dash_oauth_otel._process import current_pid
 from dash_oauth_otel._version import __version__
@@ -37,6 +35,7 @@ from dash_oauth_otel.errors import TransportError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry.metrics import record_http_duration
+from dash_oauth_otel.telemetry.spans import record_http_error
 from dash_oauth_otel.telemetry.spans import set_attributes
 from dash_oauth_otel.telemetry.spans import span
 
@@ -179,8 +178,7 @@ class HttpClient:
                 )
                 if response.status >= 400:
                     error_type = str(response.status)
-                    set_attributes(current, {attr.ERROR_TYPE: error_type})
-                    current.set_status(Status(StatusCode.ERROR, f"HTTP {response.status}"))
+                    record_http_error(current, response.status, what)
                 return response
             except TransportError as exc:
                 error_type = type(exc).__qualname__

@@ -22,9 +22,11 @@ from dash_oauth_otel.core.token import OAuthToken
 from dash_oauth_otel.core.token_endpoint import authenticated_post
 from dash_oauth_otel.core.token_endpoint import parse_token_response
 from dash_oauth_otel.core.token_endpoint import raise_for_error
+from dash_oauth_otel.core.verify import token_response_attributes
 from dash_oauth_otel.core.verify import verify_token_response
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import InputError
+from dash_oauth_otel.errors import TokenEndpointError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
@@ -33,7 +35,11 @@ from dash_oauth_otel.telemetry.metrics import record_counter
 from dash_oauth_otel.telemetry.metrics import record_failure
 from dash_oauth_otel.telemetry.redact import digest
 
+REFRESH_ERROR = "token_refresh_error"
+"""The wire code of a refresh the token endpoint refused or answered badly."""
+
 __all__ = [
+    "REFRESH_ERROR",
     "IntrospectionResult",
     "RevocationResult",
     "TokenKind",
@@ -99,6 +105,7 @@ def refresh_token(client: OAuthClient, token: OAuthToken) -> OAuthToken:
                 attr.OAUTH_ASYNC: False,
                 attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
                 attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: len(client.extra_token_params),
+                attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(provider.extra_token_headers),
             },
         ) as current,
     ):
@@ -123,18 +130,15 @@ def refresh_token(client: OAuthClient, token: OAuthToken) -> OAuthToken:
             raise_for_error(client, response, phase="refresh", what="token endpoint")
             parsed = parse_token_response(response, phase="refresh")
             spans.set_attributes(
-                current,
-                {
-                    attr.OAUTH_TOKEN_TYPE: parsed.token_type,
-                    attr.OAUTH_RECEIVED_ID_TOKEN: parsed.id_token is not None,
-                    attr.OAUTH_RECEIVED_REFRESH_TOKEN: parsed.refresh_token is not None,
-                    attr.OAUTH_EXPIRES_IN_PRESENT: parsed.expires_in_present,
-                },
+                current, token_response_attributes(parsed, token.granted_scopes or client.scopes)
             )
             new = verify_token_response(client, parsed, phase="refresh.verify", original=token)
         except DashOAuthError as exc:
             exc.trace_id = exc.trace_id or tid
             exc.phase = exc.phase or "refresh"
+            if isinstance(exc, TokenEndpointError):
+                # The token endpoint refused a refresh, not a code exchange.
+                exc.error = REFRESH_ERROR
             record_failure(exc.phase, type(exc).__qualname__)
             record_counter("refreshes", {"outcome": "failure"})
             raise
@@ -176,6 +180,9 @@ def revoke_token(
                 attr.OAUTH_ASYNC: False,
                 attr.OAUTH_TOKEN_WHICH: which,
                 attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
+                # Only the token and its hint are sent, with the token endpoint's headers.
+                attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: 0,
+                attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(client.provider.extra_token_headers),
             },
         ) as current,
     ):
@@ -237,6 +244,9 @@ def introspect_token(
                 attr.OAUTH_ASYNC: False,
                 attr.OAUTH_TOKEN_WHICH: which,
                 attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
+                # Only the token and its hint are sent, with the token endpoint's headers.
+                attr.OAUTH_EXTRA_TOKEN_PARAMS_COUNT: 0,
+                attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(client.provider.extra_token_headers),
             },
         ) as current,
     ):

@@ -187,6 +187,9 @@ def _push(client: OAuthClient, params: Mapping[str, str]) -> str:
             **client.telemetry_attributes(),
             attr.OAUTH_PHASE: "login.par",
             attr.OAUTH_CLIENT_AUTH_STYLE: client.auth_style,
+            attr.OAUTH_EXTRA_AUTH_PARAMS_COUNT: len(client.extra_auth_params)
+            + len(provider.extra_auth_params),
+            attr.OAUTH_EXTRA_TOKEN_HEADERS_COUNT: len(provider.extra_token_headers),
         },
     ):
         # RFC 9126 §2.1: the pushed body holds every authorization parameter,

@@ -13,6 +13,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry.util.types import AttributeValue
+
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.id_token import check_refresh_continuity
 from dash_oauth_otel.core.id_token import validate_id_token
@@ -24,7 +27,29 @@ from dash_oauth_otel.errors import NonceError
 from dash_oauth_otel.telemetry import attributes as attr
 from dash_oauth_otel.telemetry import spans
 
-__all__ = ["verify_token_response"]
+__all__ = ["token_response_attributes", "verify_token_response"]
+
+
+def token_response_attributes(
+    response: TokenResponse, fallback_scopes: tuple[str, ...]
+) -> dict[str, AttributeValue]:
+    """Span attributes describing a usable token response (never a token).
+
+    :param fallback_scopes: The scopes granted when the response states none
+        (RFC 6749 §5.1: then the requested ones, or on refresh the original grant).
+    """
+    granted = response.scope if response.scope is not None else fallback_scopes
+    return {
+        attr.OAUTH_TOKEN_TYPE: response.token_type,
+        attr.OAUTH_RECEIVED_ID_TOKEN: response.id_token is not None,
+        attr.OAUTH_RECEIVED_REFRESH_TOKEN: response.refresh_token is not None,
+        attr.OAUTH_EXPIRES_IN_PRESENT: response.expires_in_present,
+        # No lifetime is ever assumed: without expires_in the expiry stays unknown.
+        attr.OAUTH_EXPIRES_IN_SYNTHESIZED: response.expires_at is not None
+        and not response.expires_in_present,
+        attr.OAUTH_SCOPE_PRESENT: response.scope is not None,
+        attr.OAUTH_SCOPES_GRANTED: " ".join(granted),
+    }
 
 
 def verify_token_response(
@@ -35,6 +60,7 @@ def verify_token_response(
     nonce: str | None = None,
     max_age: int | None = None,
     original: OAuthToken | None = None,
+    stage_parent: otel_context.Context | None = None,
 ) -> OAuthToken:
     """Validate ``response`` and build the :class:`OAuthToken`.
 
@@ -42,6 +68,9 @@ def verify_token_response(
     :param nonce: The nonce sent with the authorization request (login only).
     :param max_age: The ``max_age`` requested (``auth_time`` then checked).
     :param original: The token being refreshed (refresh only).
+    :param stage_parent: The context of the callback: the ID-token validation
+        stage (``callback.nonce_validation``) is opened under it, next to the
+        other callback stages; on refresh it stays under ``token.verify``.
     :raises IDTokenError: An ID token is missing where required or invalid.
     :raises NonceError: The ID token's nonce does not match.
     :raises UserinfoError: Userinfo is unusable or about another user.
@@ -64,6 +93,7 @@ def verify_token_response(
             attr.OAUTH_RECEIVED_REFRESH_TOKEN: response.refresh_token is not None,
             attr.OAUTH_ID_TOKEN_REQUIRED: oidc and not refresh,
             attr.OAUTH_ID_TOKEN_PRESENT: response.id_token is not None,
+            attr.OAUTH_NONCE_REQUIRED: oidc and not refresh and nonce is not None,
             attr.OAUTH_SCOPES_REQUESTED: " ".join(client.scopes),
             attr.OAUTH_SCOPES_REQUESTED_COUNT: len(client.scopes),
             attr.OAUTH_SCOPES_GRANTED: " ".join(granted),
@@ -88,6 +118,8 @@ def verify_token_response(
                     if refresh
                     else "callback.nonce_validation",
                 },
+                parent=None if refresh else stage_parent,
+                link_current=False,
             ):
                 new_claims = _validate(client, response, nonce=nonce, max_age=max_age, phase=phase)
                 if original is not None:

@@ -37,6 +37,7 @@ from dash_oauth_otel.telemetry.settings import current_settings
 from dash_oauth_otel.telemetry.switches import logs_enabled
 
 __all__ = [
+    "AUDIT_AUTHENTICATED_CHANGED",
     "AUDIT_BACKCHANNEL_LOGOUT",
     "AUDIT_BACKCHANNEL_LOGOUT_REJECTED",
     "AUDIT_CALLBACK_ISS_MISMATCH",
@@ -45,6 +46,8 @@ __all__ = [
     "AUDIT_CALLBACK_RECEIVED",
     "AUDIT_CALLBACK_VALIDATION_FAILED",
     "AUDIT_CALLBACK_VALIDATION_SUCCESS",
+    "AUDIT_ERROR_STATE_CONSUMED",
+    "AUDIT_ERROR_STATE_CONSUMPTION_FAILED",
     "AUDIT_FRONTCHANNEL_LOGOUT",
     "AUDIT_FRONTCHANNEL_LOGOUT_REJECTED",
     "AUDIT_INVALID_BROWSER_TOKEN",
@@ -113,6 +116,12 @@ AUDIT_FRONTCHANNEL_LOGOUT_REJECTED: Final = "audit_frontchannel_logout_rejected"
 AUDIT_LOGIN_RATE_LIMITED: Final = "audit_login_rate_limited"
 AUDIT_PENDING_LOGIN_EVICTED: Final = "audit_pending_login_evicted"
 AUDIT_ROUTE_REFUSED: Final = "audit_route_refused"
+AUDIT_ERROR_STATE_CONSUMED: Final = "audit_error_state_consumed"
+"""The provider answered a login with an error; the login's one-time values are spent."""
+AUDIT_ERROR_STATE_CONSUMPTION_FAILED: Final = "audit_error_state_consumption_failed"
+"""An error answer of the provider whose login could not be found or spent."""
+AUDIT_AUTHENTICATED_CHANGED: Final = "audit_authenticated_changed"
+"""A browser's session became signed in, or stopped being signed in."""
 ERROR: Final = "error"
 HTTP_ERROR: Final = "http_error"
 TRANSPORT_ERROR: Final = "transport_error"
@@ -142,6 +151,7 @@ _OTEL_KEYS: Mapping[str, str] = {
     "session_id_digest": attr.DASH_SESSION_ID_DIGEST,
     "process_id": attr.DASH_PROCESS_ID,
     "main_process_id": attr.DASH_MAIN_PROCESS_ID,
+    "session.is_async": attr.DASH_SESSION_IS_ASYNC,
     "type": "event.type",
 }
 

@@ -19,6 +19,7 @@ __all__ = [
     "current_trace_id",
     "new_trace_id",
     "set_context_attributes",
+    "set_trace_id",
     "trace_id_scope",
 ]
 
@@ -55,6 +56,16 @@ def new_trace_id() -> str:
 def current_trace_id() -> str | None:
     """Return the correlation id of the operation in progress, if any."""
     return _TRACE_ID.get()
+
+
+def set_trace_id(trace_id: str | None) -> None:
+    """Set the correlation id for the rest of the current request (``None`` clears it).
+
+    The adapter sets a session's login id once it has resolved the session, so
+    that the refresh, logout and session end of that session join its login;
+    it clears it when the request ends.
+    """
+    _TRACE_ID.set(trace_id)
 
 
 @contextmanager

@@ -64,6 +64,7 @@ __all__ = [
     "USERINFO_HTTP",
     "Attributes",
     "record_error",
+    "record_http_error",
     "set_attributes",
     "span",
 ]
@@ -127,29 +128,51 @@ def _clean(attributes: Attributes | None) -> dict[str, AttributeValue]:
     return out
 
 
-def record_error(target: Span, exc: BaseException) -> None:
-    """Mark ``target`` as failed by ``exc`` without exposing anything secret.
-
-    Only the package's own errors contribute their message (which never holds
-    secrets); for any other exception only its type is recorded.
-    """
+def _fail(target: Span, error_type: str, message: str, reason: str, description: str) -> None:
     try:
         if not target.is_recording():
             return
-        error_type = type(exc).__qualname__
         target.set_attribute(attr.ERROR_TYPE, error_type)
-        event: dict[str, AttributeValue] = {"exception.type": error_type}
-        if isinstance(exc, DashOAuthError):
-            event["exception.message"] = exc.message
-            if exc.reason:
-                event["dash_oauth_otel.error.reason"] = exc.reason
-            description = exc.error
-        else:
-            description = error_type
-        target.add_event("exception", event)
+        target.add_event(
+            "exception",
+            {
+                "exception.type": error_type,
+                "exception.message": message,
+                "dash_oauth_otel.error.reason": reason,
+            },
+        )
         target.set_status(Status(StatusCode.ERROR, description))
     except Exception:  # pragma: no cover - telemetry never breaks the flow
         _log.warning("could not record an error on a span", exc_info=True)
+
+
+def record_error(target: Span, exc: BaseException) -> None:
+    """Mark ``target`` as failed by ``exc`` without exposing anything secret.
+
+    The ``exception`` event carries the type, a message and a reason code.  Only
+    the package's own errors contribute their message (which never holds
+    secrets) and reason (their wire code when they have no finer one); for any
+    other exception the message only names its type, the reason is
+    ``unexpected_error``.
+    """
+    error_type = type(exc).__qualname__
+    if isinstance(exc, DashOAuthError):
+        _fail(target, error_type, exc.message, exc.reason or exc.error, exc.error)
+    else:
+        _fail(target, error_type, f"{error_type} raised", "unexpected_error", error_type)
+
+
+def record_http_error(target: Span, status: int, what: str) -> None:
+    """Mark an outbound HTTP span failed by an answer with ``status`` (400 or above).
+
+    ``error.type`` and the event's type are the status code (the HTTP semantic
+    conventions), the reason is ``http_<status>``.
+
+    :param what: What was called, e.g. ``test-idp token endpoint`` (no URL).
+    """
+    _fail(
+        target, str(status), f"{what} answered HTTP {status}.", f"http_{status}", f"HTTP {status}"
+    )
 
 
 @contextmanager
@@ -160,6 +183,7 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     root: bool = False,
     parent: otel_context.Context | None = None,
+    link_current: bool = True,
 ) -> Iterator[Span]:
     """Open a catalog span as the current span for the block.
 
@@ -169,12 +193,15 @@ def span(
     :param kind: ``CLIENT`` for the outbound ``.http`` spans.
     :param root: Start a new trace instead of nesting under the current span.
     :param parent: An explicit parent context (e.g. recovered from sealed state).
+    :param link_current: Link the span that was current when ``parent`` or
+        ``root`` places the new span elsewhere (off for a stage that belongs to
+        an enclosing operation, not to the span it happens to run in).
     """
     if not tracing_enabled():
         yield trace.INVALID_SPAN
         return
     links: list[trace.Link] = []
-    if parent is not None or root:
+    if (parent is not None or root) and link_current:
         # Placed outside the current trace (a new one, or the login's own): link
         # the span that was current, e.g. the server span of the request.
         current_context = trace.get_current_span().get_span_context()

@@ -21,6 +21,7 @@ from typing import Any
 
 from dash_oauth_otel import errors
 from dash_oauth_otel.core.client import OAuthClient
+from dash_oauth_otel.core.lifecycle import REFRESH_ERROR
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import DashOAuthError
 from dash_oauth_otel.errors import StateError
@@ -229,9 +230,12 @@ def rebuild_error(data: dict[str, Any]) -> DashOAuthError:
         "reason": data.get("reason"),
     }
     if isinstance(cls, type) and issubclass(cls, errors.HTTPError):
-        return cls(
+        rebuilt = cls(
             message, status=data.get("status"), oauth_error=data.get("oauth_error"), **common
         )
+        if isinstance(rebuilt, errors.TokenEndpointError) and data.get("error") == REFRESH_ERROR:
+            rebuilt.error = REFRESH_ERROR  # a refused refresh keeps its own wire code
+        return rebuilt
     if isinstance(cls, type) and issubclass(cls, errors.CallbackIssuerError):
         return cls(message, missing=data.get("error") == "issuer_missing", **common)
     if isinstance(cls, type) and issubclass(cls, errors.AuthorizationError):

@@ -6,6 +6,8 @@ import threading
 import time
 
 from dash_oauth_otel import introspect_token
+from dash_oauth_otel.adapter.sessions import SessionRecord
+from dash_oauth_otel.core.token import OAuthToken
 from tests.adapter.conftest import app_and_browser
 from tests.cookies import session_cookie
 from tests.idp.harness import login
@@ -263,3 +265,18 @@ def test_a_session_ended_elsewhere_is_not_served_from_memory(idp, telemetry):
         sid = session_cookie(http.cookies)
         assert running.module.sessions.delete(sid) is not None
         assert http.get("/").status_code == 302
+
+
+def test_session_records_keep_the_login_correlation_id():
+    record = SessionRecord(
+        sid="s" * 43,
+        token=OAuthToken(access_token="a"),
+        created_at=1.0,
+        last_seen=2.0,
+        auth_time=1.0,
+        trace_id="login-trace-id",
+    )
+    assert SessionRecord.from_json(record.to_json()) == record
+    # A record written before the id was kept still opens, without one.
+    older = {k: v for k, v in record.to_json().items() if k != "trace_id"}
+    assert SessionRecord.from_json(older).trace_id is None

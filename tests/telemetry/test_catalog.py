@@ -113,8 +113,8 @@ PARENTS: dict[str, set[str | None]] = {
     spans.REFRESH: {None},
     spans.LOGOUT: {None},
     spans.LOGOUT_RETURN: {None},
-    spans.SESSION_END_REVOKE: {spans.LOGOUT, None},
-    spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, spans.CALLBACK, None},
+    spans.SESSION_END_REVOKE: {None},
+    spans.TOKEN_REVOKE: {spans.SESSION_END_REVOKE, spans.LOGOUT, spans.CALLBACK, None},
     spans.TOKEN_REVOKE_HTTP: {spans.TOKEN_REVOKE},
     spans.TOKEN_INTROSPECT: {None},
     spans.TOKEN_INTROSPECT_HTTP: {spans.TOKEN_INTROSPECT},
@@ -404,6 +404,13 @@ def _core_flows(rec: _Recorder, idp: TestProvider) -> None:
                     browser,
                 )
             assert refused.value.__class__.__name__ == "AuthorizationError"
+            # The same error answer again: its login is spent.
+            with pytest.raises(StateError):
+                handle_callback(
+                    client,
+                    {"state": sealed, "error": "access_denied", "iss": provider.issuer or ""},
+                    browser,
+                )
             # Userinfo answers HTTP 503.
             browser = secrets.token_urlsafe(32)
             result = _start(notes, client, browser)
@@ -772,7 +779,7 @@ def test_every_span_has_its_catalogued_parent(run):
 
 def test_parents_by_phase(run):
     expected = {
-        (spans.CALLBACK_VALIDATE, "callback.nonce_validation"): spans.TOKEN_VERIFY,
+        (spans.CALLBACK_VALIDATE, "callback.nonce_validation"): spans.CALLBACK,
         (spans.CALLBACK_VALIDATE, "refresh.id_token_validation"): spans.TOKEN_VERIFY,
         (spans.TOKEN_EXCHANGE_HTTP, "token.exchange"): spans.TOKEN_EXCHANGE,
         (spans.TOKEN_EXCHANGE_HTTP, "refresh"): spans.REFRESH,
@@ -784,11 +791,8 @@ def test_parents_by_phase(run):
         for found in flow.spans:
             phase = _attrs(found)[attr.OAUTH_PHASE]
             parent = flow.parent_of(found)
-            if (
-                found.name == spans.CALLBACK_VALIDATE
-                and phase.startswith("callback.")
-                and (phase != "callback.nonce_validation")
-            ):
+            if found.name == spans.CALLBACK_VALIDATE and phase.startswith("callback."):
+                # Every stage of the callback validation, the nonce one included.
                 assert parent is not None and parent.name == spans.CALLBACK, phase
             want = expected.get((found.name, phase))
             if want is not None:
@@ -834,10 +838,11 @@ def test_module_request_spans_are_roots(run):
 
 
 def test_session_end_revoke_parents(run):
+    # An ordinary logout revokes under its logout span (the catalog keeps
+    # session.end.revoke for a session that ends otherwise).
     logout = run.flows["module.login_logout"]
-    (on_logout,) = logout.named(spans.SESSION_END_REVOKE)
-    parent = logout.parent_of(on_logout)
-    assert parent is not None and parent.name == spans.LOGOUT
+    assert logout.named(spans.SESSION_END_REVOKE) == []
+    (on_logout,) = logout.named(spans.LOGOUT)
     sweep = run.flows["module.sweep"]
     (on_sweep,) = sweep.named(spans.SESSION_END_REVOKE)
     assert on_sweep.parent is None
@@ -867,6 +872,22 @@ def test_par_nests_under_the_login_request(run):
 # -- one login, one trace ------------------------------------------------------------
 
 
+SESSION_ROOTS = frozenset(
+    {
+        spans.REFRESH,
+        spans.LOGOUT,
+        spans.SESSION_END_REVOKE,
+        spans.BACKCHANNEL_LOGOUT,
+        spans.FRONTCHANNEL_LOGOUT,
+    }
+)
+
+
+def _root_of(flow: Flow, span: ReadableSpan) -> ReadableSpan:
+    parent = flow.parent_of(span)
+    return span if parent is None else _root_of(flow, parent)
+
+
 def test_one_login_is_one_trace(run):
     separate_roots = {spans.FORM_POST, spans.FORM_POST_BRIDGE}
     complete = 0
@@ -879,10 +900,14 @@ def test_one_login_is_one_trace(run):
                 if _attrs(s)[attr.TRACE_ID] == correlation
             ]
             trace_id = request.context.trace_id
+            # The session's later operations (refresh, logout, session end) carry
+            # the login's correlation id in traces of their own.
             members = [
                 s
                 for s in flow.spans
-                if _attrs(s).get(attr.TRACE_ID) == correlation and s.name not in separate_roots
+                if _attrs(s).get(attr.TRACE_ID) == correlation
+                and s.name not in separate_roots
+                and _root_of(flow, s).name not in SESSION_ROOTS
             ]
             outside = [s.name for s in members if s.context.trace_id != trace_id]
             assert outside == [], (flow.name, outside)
@@ -907,8 +932,54 @@ def test_one_login_is_one_trace(run):
             for record in flow.logs:
                 attributes = dict(record.attributes or {})
                 if attributes.get(attr.TRACE_ID) == correlation and record.trace_id:
+                    around = flow.by_id().get(record.span_id)
+                    if around is not None and _root_of(flow, around).name in SESSION_ROOTS:
+                        continue  # a later operation of the session, in its own trace
                     assert record.trace_id == trace_id, record.event_name
     assert complete >= 9
+
+
+SESSION_FLOWS = (
+    "module.login_logout",
+    "module.refresh",
+    "module.refresh_failure",
+    "module.sweep",
+    "module.backchannel_logout",
+    "module.frontchannel_logout",
+)
+SESSION_EVENTS = frozenset(
+    {
+        "audit_session_started",
+        "audit_token_refresh",
+        "audit_refresh_failed_but_kept_session",
+        "audit_logout",
+        "audit_session_ended",
+        "audit_token_revocation",
+    }
+)
+SESSION_SPANS = frozenset(
+    {spans.REFRESH, spans.LOGOUT, spans.SESSION_END_REVOKE, spans.TOKEN_REVOKE}
+)
+
+
+def test_a_session_keeps_the_correlation_id_of_its_login(run):
+    # One login, one id: the session's start, refresh, logout and end carry the
+    # correlation id minted at login.request.
+    for name in SESSION_FLOWS:
+        flow = run.flows[name]
+        (correlation,) = flow.logins
+        events = [e for e in flow.audit if e["type"] in SESSION_EVENTS]
+        assert {e["type"] for e in events} >= {"audit_session_started"}, name
+        assert {(e["type"], e["trace_id"]) for e in events} == {
+            (e["type"], correlation) for e in events
+        }, name
+        later = [s for s in flow.spans if s.name in SESSION_SPANS]
+        assert {(s.name, _attrs(s).get(attr.TRACE_ID)) for s in later} == {
+            (s.name, correlation) for s in later
+        }, name
+    seen = {e["type"] for n in SESSION_FLOWS for e in run.flows[n].audit}
+    assert seen >= SESSION_EVENTS
+    assert {s.name for n in SESSION_FLOWS for s in run.flows[n].spans} >= SESSION_SPANS
 
 
 def test_form_post_span_carries_the_login_correlation_id(run):
@@ -952,8 +1023,62 @@ def test_module_init_records_the_session_options(run):
     assert attributes.get("oauth.reauth_after_seconds") == 3600
 
 
+SEED_ATTRIBUTES: dict[str, set[str]] = {
+    spans.MODULE_INIT: {"oauth.browser_cookie_path_root", "oauth.refresh_proactively"},
+    spans.LOGIN_PAR: {"oauth.extra_auth_params_count", "oauth.extra_token_headers_count"},
+    spans.CALLBACK: {
+        "oauth.userinfo.id_token_match_required",
+        "oauth.introspect",
+        "oauth.introspect_elements_count",
+    },
+    spans.TOKEN_EXCHANGE: {
+        "oauth.extra_token_headers_count",
+        "oauth.scope.present",
+        "oauth.scopes.granted",
+        "oauth.expires_in_synthesized",
+    },
+    spans.REFRESH: {
+        "oauth.extra_token_headers_count",
+        "oauth.scope.present",
+        "oauth.scopes.granted",
+        "oauth.expires_in_synthesized",
+    },
+    spans.TOKEN_VERIFY: {"oauth.nonce.required"},
+    spans.TOKEN_REVOKE: {"oauth.extra_token_params_count", "oauth.extra_token_headers_count"},
+    spans.TOKEN_INTROSPECT: {
+        "oauth.extra_token_params_count",
+        "oauth.extra_token_headers_count",
+    },
+}
+
+
+def test_seed_catalog_attributes_of_built_features_are_emitted(run):
+    missing = {
+        name: {k for k in keys if not any(k in _attrs(s) for s in run.spans(name))}
+        for name, keys in SEED_ATTRIBUTES.items()
+    }
+    assert {n: k for n, k in missing.items() if k} == {}
+
+
+def test_token_response_attributes_describe_the_grant(run):
+    flow = run.flows["core.query"]
+    (exchange,) = flow.named(spans.TOKEN_EXCHANGE)
+    attributes = _attrs(exchange)
+    assert attributes["oauth.expires_in_synthesized"] is False
+    assert set(str(attributes["oauth.scopes.granted"]).split()) >= {"openid", "profile"}
+    (verify,) = [
+        s
+        for s in flow.named(spans.TOKEN_VERIFY)
+        if _attrs(s)[attr.OAUTH_PHASE] == "callback.verify"
+    ]
+    assert _attrs(verify)["oauth.nonce.required"] is True
+    (callback,) = flow.named(spans.CALLBACK)
+    assert _attrs(callback)["oauth.userinfo.id_token_match_required"] is True
+    assert _attrs(callback)["oauth.introspect"] is False
+
+
 def test_session_end_revoke_names_the_ended_session(run):
-    for name in ("module.sweep", "module.login_logout"):
+    for name in ("module.sweep", "module.backchannel_logout"):
         flow = run.flows[name]
         (ended,) = [e for e in flow.audit if e["type"] == "audit_session_ended"]
         (end,) = flow.named(spans.SESSION_END_REVOKE)
@@ -1017,22 +1142,73 @@ def test_errors_follow_the_conventions(run):
         error_type = attributes.get(attr.ERROR_TYPE)
         assert error_type, found.name
         status = attributes.get(attr.HTTP_RESPONSE_STATUS_CODE)
-        if found.name in HTTP_SPANS and status is not None and status >= 400:
-            assert error_type == str(status)
-            assert found.status.description == f"HTTP {status}"
-            assert found.events == ()
-            continue
+        # Error status plus one exception event (type, message, reason), on every
+        # span, the HTTP client spans answered with 400 or more included.
         (event,) = found.events
         assert event.name == "exception"
         details = dict(event.attributes or {})
-        assert set(details) <= EXCEPTION_EVENT_KEYS, found.name
+        assert set(details) == EXCEPTION_EVENT_KEYS, found.name
         assert details["exception.type"] == error_type
+        if found.name in HTTP_SPANS and status is not None and status >= 400:
+            assert error_type == str(status)
+            assert found.status.description == f"HTTP {status}"
+            assert details["dash_oauth_otel.error.reason"] == f"http_{status}"
     for found in run.spans():
         if found.status.status_code is StatusCode.OK:
             assert attr.ERROR_TYPE not in _attrs(found), found.name
             assert found.events == (), found.name
         else:
             assert found.status.status_code is StatusCode.ERROR, found.name
+
+
+def test_a_failed_refresh_has_its_own_error_code(run):
+    flow = run.flows["module.refresh_failure"]
+    failed = [s for s in flow.named(spans.REFRESH) if s.status.status_code is StatusCode.ERROR]
+    assert failed
+    for found in failed:
+        assert found.status.description == "token_refresh_error"
+        assert _attrs(found)[attr.ERROR_TYPE] == "TokenEndpointError"
+
+
+def test_module_spans_say_whether_the_session_is_async(run):
+    for name in ("module.refresh", "module.login_logout"):
+        flow = run.flows[name]
+        served = [s for s in flow.spans if s.name in (spans.REFRESH, spans.CALLBACK, spans.LOGOUT)]
+        assert served, name
+        assert {_attrs(s).get(attr.DASH_SESSION_IS_ASYNC) for s in served} == {False}, name
+        started = [e for e in flow.audit if e["type"] == "audit_session_started"]
+        assert [e["session.is_async"] for e in started] == [False]
+
+
+def test_an_error_page_is_reported_once_as_an_error_event(run):
+    flow = run.flows["module.login_failure"]
+    (failed,) = [e for e in flow.audit if e["type"] == "audit_login_failed"]
+    (error,) = [e for e in flow.audit if e["type"] == "error"]
+    assert error["phase"] == failed["phase"] == "callback.browser_token_validation"
+    assert error["error_class"] == failed["error_class"]
+    assert error["reason"] and error["trace_id"] == failed["trace_id"]
+
+
+def test_error_answers_of_the_provider_spend_their_login(run):
+    flow = run.flows["core.failures"]
+    (consumed,) = [e for e in flow.audit if e["type"] == "audit_error_state_consumed"]
+    (refused,) = [e for e in flow.audit if e["type"] == "audit_error_state_consumption_failed"]
+    assert consumed["state_digest"] == refused["state_digest"]
+    (provider_error,) = [
+        e for e in flow.audit if e["type"] == "error" and e["phase"] == "callback.provider_error"
+    ]
+    assert provider_error["error_class"] == "AuthorizationError"
+
+
+def test_authenticated_changes_follow_the_session(run):
+    flow = run.flows["module.login_logout"]
+    changes = [e for e in flow.audit if e["type"] == "audit_authenticated_changed"]
+    assert [(e["previous_authenticated"], e["authenticated"], e["reason"]) for e in changes] == [
+        (False, True, "login"),
+        (True, False, "logout"),
+    ]
+    (started,) = [e for e in flow.audit if e["type"] == "audit_session_started"]
+    assert {e["session_id_digest"] for e in changes} == {started["session_id_digest"]}
 
 
 # -- secrets ---------------------------------------------------------------------------

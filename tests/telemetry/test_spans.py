@@ -135,7 +135,11 @@ def test_foreign_exception_recorded_without_message(telemetry) -> None:
     assert attributes(found)["error.type"] == "ValueError"
     (event,) = found.events
     assert event.name == "exception"
-    assert dict(event.attributes or {}) == {"exception.type": "ValueError"}
+    assert dict(event.attributes or {}) == {
+        "exception.type": "ValueError",
+        "exception.message": "ValueError raised",
+        "dash_oauth_otel.error.reason": "unexpected_error",
+    }
     assert "secret-value" not in telemetry.exported_text()
 
 
@@ -172,7 +176,8 @@ def test_package_exception_without_reason(telemetry) -> None:
     with pytest.raises(TransportError), spans.span(NAME):
         raise TransportError("The token endpoint could not be reached.")
     (event,) = telemetry.span(NAME).events
-    assert "dash_oauth_otel.error.reason" not in dict(event.attributes or {})
+    # Without a finer reason, the error's wire code.
+    assert dict(event.attributes or {})["dash_oauth_otel.error.reason"] == "transport_error"
 
 
 def test_base_exception_recorded_and_propagated(telemetry) -> None:

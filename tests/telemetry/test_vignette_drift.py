@@ -237,6 +237,20 @@ def doc_events() -> dict[str, Documented]:
     return documented_events()
 
 
+def _conditional(row: Row) -> bool:
+    """A row whose ``When`` starts with "only": it need not appear in the flows."""
+    return row.when.strip().lower().startswith("only")
+
+
+def _listed(sections: dict[str, Section], doc: Documented, header: str) -> dict[str, Row]:
+    """The rows of a span's or event's own table and of its included groups."""
+    rows: dict[str, Row] = {}
+    for group in doc.section.includes():
+        rows.update(sections[group].rows(header))
+    rows.update(doc.own)
+    return rows
+
+
 def _present(attributes: Any, key: str) -> bool:
     return key in attributes and attributes[key] is not None
 
@@ -336,6 +350,42 @@ def test_always_attributes_are_on_every_span(run, doc_spans):
     assert {k: v for k, v in missing.items() if v} == {}
 
 
+def test_listed_attributes_are_seen_in_the_flows(run, doc_spans):
+    # The common attributes depend on where a span is opened; everything a
+    # span's own table and its groups list is seen at least once, unless the
+    # vignette marks it conditional ("only ...").
+    sections = parse(OTEL_DOC)
+    seen: dict[str, set[str]] = defaultdict(set)
+    for found in run.spans():
+        seen[found.name] |= {k for k, v in (found.attributes or {}).items() if v is not None}
+    never: dict[str, set[str]] = {}
+    for name, doc in doc_spans.items():
+        if doc.status != "emitted":
+            continue
+        rows = _listed(sections, doc, "Attribute")
+        missing = {k for k, row in rows.items() if not _conditional(row)} - seen[name]
+        if missing:
+            never[name] = missing
+    assert never == {}, "documented attributes never seen in the flows"
+
+
+def test_span_status_follows_the_documented_rule(run):
+    # Conventions: OK or ERROR, never unset; ERROR with error.type and exactly
+    # one exception event carrying every attribute documented as always there.
+    rows = parse(OTEL_DOC)["Exception event"].rows("Event attribute")
+    always = {k for k, row in rows.items() if row.always}
+    for found in run.spans():
+        status = found.status.status_code.name
+        assert status in ("OK", "ERROR"), (found.name, status)
+        if status == "OK":
+            assert found.events == (), found.name
+            continue
+        assert (found.attributes or {}).get("error.type"), found.name
+        (event,) = found.events
+        assert event.name == "exception", found.name
+        assert always <= set(event.attributes or {}), (found.name, event.attributes)
+
+
 def test_exception_events_are_documented(run):
     rows = parse(OTEL_DOC)["Exception event"].rows("Event attribute")
     events = [e for s in run.spans() for e in s.events]
@@ -421,6 +471,22 @@ def test_event_fields_are_documented(run, doc_events):
         missing[event["type"]] |= {k for k, r in doc.allowed.items() if r.always} - present
     assert {k: v for k, v in undocumented.items() if v} == {}, "undocumented fields"
     assert {k: v for k, v in missing.items() if v} == {}, "fields documented as always"
+
+
+def test_listed_fields_are_seen_in_the_flows(run, doc_events):
+    sections = parse(AUDIT_DOC)
+    seen: dict[str, set[str]] = defaultdict(set)
+    for event in run.audit():
+        seen[event["type"]] |= {k for k, v in event.items() if v is not None}
+    never: dict[str, set[str]] = {}
+    for name, doc in doc_events.items():
+        if doc.status != "emitted":
+            continue
+        rows = _listed(sections, doc, "Field")
+        missing = {k for k, row in rows.items() if not _conditional(row)} - seen[name]
+        if missing:
+            never[name] = missing
+    assert never == {}, "documented fields never seen in the flows"
 
 
 def test_event_severities_match(run, doc_events):

@@ -70,10 +70,28 @@ def test_refresh_in_a_worker_with_one_trace(idp, pool, span_file, telemetry):
         sid = session_cookie(http.cookies)
         record = running.module.sessions.load(sid)
         assert record.epoch == 1
+        csrf = http.get("/oauth/status").json()["csrf_token"]
+        assert http.post("/oauth/logout", data={"csrf_token": csrf}).status_code in (200, 303)
     parent = telemetry.span(spans.REFRESH)
     bridge = next(s for s in worker_spans(span_file) if s["name"] == spans.REFRESH_WORKER)
     assert bridge["parent_id"] == parent.context.span_id
     assert bridge["trace_id"] == parent.context.trace_id
+    # One correlation id from the login to the end of its session, the refresh
+    # in the worker process included.
+    (request,) = telemetry.spans(spans.LOGIN_REQUEST)
+    correlation = request.attributes["dash_oauth_otel.trace_id"]
+    assert record.trace_id == correlation
+    remote = next(s for s in worker_spans(span_file) if s["name"] == spans.REFRESH)
+    assert remote["attributes"]["dash_oauth_otel.trace_id"] == correlation
+    assert parent.attributes["dash_oauth_otel.trace_id"] == correlation
+    followed = [
+        "audit_session_started",
+        "audit_token_refresh",
+        "audit_logout",
+        "audit_session_ended",
+    ]
+    for event_type in followed:
+        assert [e["trace_id"] for e in telemetry.events(event_type)] == [correlation], event_type
 
 
 def test_logout_while_an_async_login_is_in_flight(idp, pool, span_file, telemetry):

@@ -6,7 +6,11 @@ provider's JWKS), then the claims.  Failures raise
 :class:`~dash_oauth_otel.errors.IDTokenError` with a ``reason`` code, or
 :class:`~dash_oauth_otel.errors.NonceError`; messages never contain the token,
 the nonce or other claim values.  :func:`check_refresh_continuity` implements
-§12.2; :func:`decode_unverified_claims` is for display only.
+§12.2; :func:`decode_unverified_claims` is for display only.  The compact-JWS
+steps (:func:`split_compact`, :func:`decode_segment`, :func:`json_object`,
+:func:`verify_signature`, :func:`is_numeric`, :func:`check_policy`) are shared
+with :mod:`dash_oauth_otel.core.logout_token`, which maps their
+:class:`~dash_oauth_otel.errors.IDTokenError` to its own reasons.
 
 Algorithm policy: ``allowed_algs`` may only name asymmetric algorithms of
 :data:`~dash_oauth_otel.core.jwks.SUPPORTED_ALGS`.  Naming ``none``, ``HS256``
@@ -52,9 +56,15 @@ from dash_oauth_otel.errors import NonceError
 __all__ = [
     "MAX_ID_TOKEN_LENGTH",
     "TENANT_PLACEHOLDER",
+    "check_policy",
     "check_refresh_continuity",
+    "decode_segment",
     "decode_unverified_claims",
+    "is_numeric",
+    "json_object",
+    "split_compact",
     "validate_id_token",
+    "verify_signature",
 ]
 
 MAX_ID_TOKEN_LENGTH: Final = 16 * 1024
@@ -108,7 +118,7 @@ def _refuse_constant(_: str) -> Any:
     raise ValueError("NaN and Infinity are not JSON")
 
 
-def _json_object(data: bytes, *, part: str, reason: str) -> dict[str, Any]:
+def json_object(data: bytes, *, part: str, reason: str) -> dict[str, Any]:
     """Decode UTF-8 JSON (RFC 8259) that must be an object without duplicate members."""
     try:
         value = json.loads(
@@ -125,7 +135,7 @@ def _json_object(data: bytes, *, part: str, reason: str) -> dict[str, Any]:
     return value
 
 
-def _split(id_token: object) -> tuple[str, str, str]:
+def split_compact(id_token: object) -> tuple[str, str, str]:
     """Split a compact JWS into its three segments (RFC 7515 §7.1)."""
     if not isinstance(id_token, str):
         raise _fail("malformed", "The ID token is not a string")
@@ -139,12 +149,13 @@ def _split(id_token: object) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _b64_json(segment: str, *, part: str, reason: str) -> dict[str, Any]:
+def decode_segment(segment: str, *, part: str, reason: str) -> dict[str, Any]:
+    """Decode one base64url segment holding a JSON object (RFC 7515 §7.1)."""
     try:
         data = urlsafe_b64decode(segment.encode("ascii"))
     except ValueError:
         raise IDTokenError(f"The ID token {part} is not base64url", reason=reason) from None
-    return _json_object(data, part=part, reason=reason)
+    return json_object(data, part=part, reason=reason)
 
 
 def _check_header(header: Mapping[str, Any], allowed: Collection[str]) -> tuple[str | None, str]:
@@ -168,7 +179,7 @@ def _check_header(header: Mapping[str, Any], allowed: Collection[str]) -> tuple[
     return kid, alg
 
 
-def _verify_signature(id_token: str, key: VerificationKey, alg: str) -> bytes:
+def verify_signature(id_token: str, key: VerificationKey, alg: str) -> bytes:
     """Verify the JWS signature with joserfc; return the signed payload bytes."""
     registry = _IDTokenRegistry(algorithms=[alg], strict_check_header=False)
     try:
@@ -185,7 +196,7 @@ def _verify_signature(id_token: str, key: VerificationKey, alg: str) -> bytes:
     return signed.payload
 
 
-def _is_number(value: object) -> bool:
+def is_numeric(value: object) -> bool:
     """Tell whether ``value`` is a finite JSON number (RFC 7519 §2 NumericDate)."""
     if isinstance(value, bool):
         return False
@@ -198,7 +209,7 @@ def _numeric_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> A
             raise _fail(f"{name}_missing", f"The ID token has no '{name}' claim")
         return None
     value = claims[name]
-    if not _is_number(value):
+    if not is_numeric(value):
         raise _fail(f"{name}_invalid", f"The ID token '{name}' is not a number")
     return value
 
@@ -235,13 +246,19 @@ def _token_hash(value: str, alg: str, key: VerificationKey) -> str:
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
 
 
-def _check_config(
+def check_policy(
     allowed_algs: Sequence[str],
     issuer: str,
     client_id: str,
     leeway: float,
     tenant_independent: bool,
 ) -> frozenset[str]:
+    """Check the validation policy (algorithms, issuer, client, leeway); return the algorithms.
+
+    :raises ConfigError: The policy names a symmetric or unknown algorithm, an
+        empty issuer or client id, a negative leeway, or a tenant placeholder
+        that does not match ``tenant_independent``.
+    """
     if isinstance(allowed_algs, str) or not allowed_algs:
         raise ConfigError("allowed_algs must be a non-empty sequence of algorithm names")
     refused = sorted(str(alg) for alg in allowed_algs if alg not in SUPPORTED_ALGS)
@@ -305,12 +322,12 @@ def validate_id_token(
     :raises JWKSError: When the key set had to be fetched and is unusable;
         errors of the cache's ``fetch`` callable propagate too.
     """
-    allowed = _check_config(allowed_algs, issuer, client_id, leeway, tenant_independent)
-    header_segment, _, _ = _split(id_token)
-    header = _b64_json(header_segment, part="header", reason="header_invalid")
+    allowed = check_policy(allowed_algs, issuer, client_id, leeway, tenant_independent)
+    header_segment, _, _ = split_compact(id_token)
+    header = decode_segment(header_segment, part="header", reason="header_invalid")
     kid, alg = _check_header(header, allowed)
     key = keys.key_for(kid, alg)
-    claims = _json_object(_verify_signature(id_token, key, alg), part="payload", reason="malformed")
+    claims = json_object(verify_signature(id_token, key, alg), part="payload", reason="malformed")
 
     # OIDC Core §3.1.3.7 step 2: the issuer, exactly.
     expected_issuer = issuer
@@ -404,7 +421,7 @@ def check_refresh_continuity(original: Mapping[str, Any], refreshed: Mapping[str
         raise _discontinuity("aud")
     if "auth_time" in original and "auth_time" in refreshed:
         before, after = original["auth_time"], refreshed["auth_time"]
-        if not (_is_number(before) and _is_number(after) and before == after):
+        if not (is_numeric(before) and is_numeric(after) and before == after):
             raise _discontinuity("auth_time")
     if "nonce" in refreshed and not _same_secret(refreshed["nonce"], original.get("nonce")):
         raise _discontinuity("nonce")
@@ -428,5 +445,5 @@ def decode_unverified_claims(id_token: str) -> dict[str, Any]:
 
     :raises IDTokenError: When the token cannot be decoded.
     """
-    _, payload_segment, _ = _split(id_token)
-    return _b64_json(payload_segment, part="payload", reason="malformed")
+    _, payload_segment, _ = split_compact(id_token)
+    return decode_segment(payload_segment, part="payload", reason="malformed")

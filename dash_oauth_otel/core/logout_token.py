@@ -41,14 +41,14 @@ from dash_oauth_otel._types import Clock
 from dash_oauth_otel._types import Store
 from dash_oauth_otel.core.client import OAuthClient
 from dash_oauth_otel.core.id_token import MAX_ID_TOKEN_LENGTH
+from dash_oauth_otel.core.id_token import check_policy
 
 # The strict JWS parsing and joserfc verification shared with ID tokens.
-from dash_oauth_otel.core.id_token import _b64_json
-from dash_oauth_otel.core.id_token import _check_config
-from dash_oauth_otel.core.id_token import _is_number
-from dash_oauth_otel.core.id_token import _json_object
-from dash_oauth_otel.core.id_token import _split
-from dash_oauth_otel.core.id_token import _verify_signature
+from dash_oauth_otel.core.id_token import decode_segment
+from dash_oauth_otel.core.id_token import is_numeric
+from dash_oauth_otel.core.id_token import json_object
+from dash_oauth_otel.core.id_token import split_compact
+from dash_oauth_otel.core.id_token import verify_signature
 from dash_oauth_otel.core.jwks import MAX_KID_LENGTH
 from dash_oauth_otel.core.jwks import JWKSCache
 from dash_oauth_otel.errors import ConfigError
@@ -184,18 +184,18 @@ def check_logout_token(
     :raises JWKSError: When the key set had to be fetched and is unusable.
     :raises ConfigError: When the arguments cannot work.
     """
-    allowed = _check_config(allowed_algs, issuer, client_id, leeway, False)
+    allowed = check_policy(allowed_algs, issuer, client_id, leeway, False)
     if max_age <= 0:
         raise ConfigError("max_age must be positive")
     try:
-        header_segment, _, _ = _split(logout_token)
-        header = _b64_json(header_segment, part="header", reason="header_invalid")
+        header_segment, _, _ = split_compact(logout_token)
+        header = decode_segment(header_segment, part="header", reason="header_invalid")
         kid, alg = _check_header(header, allowed)
-        assert isinstance(logout_token, str)  # noqa: S101 - _split checked it
+        assert isinstance(logout_token, str)  # noqa: S101 - split_compact checked it
         # §2.6 step 3: the signature, with the key the provider publishes.
         key = keys.key_for(kid, alg)
-        payload = _verify_signature(logout_token, key, alg)
-        claims = _json_object(payload, part="payload", reason="malformed")
+        payload = verify_signature(logout_token, key, alg)
+        claims = json_object(payload, part="payload", reason="malformed")
     except IDTokenError as exc:
         reason = _JWS_REASONS.get(exc.reason or "", "malformed")
         raise _fail(reason, _MESSAGES[reason]) from None
@@ -207,7 +207,7 @@ def check_logout_token(
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or client_id not in audiences:
         raise _fail("wrong_audience", f"The logout token's audience does not contain {client_id}")
-    if not _is_number(claims.get("iat")):
+    if not is_numeric(claims.get("iat")):
         raise _fail("missing_iat", "The logout token has no numeric 'iat' claim")
     iat = float(claims["iat"])
     if iat > now + leeway:
@@ -216,7 +216,7 @@ def check_logout_token(
         raise _fail("too_old", f"The logout token was issued more than {max_age:g} seconds ago")
     exp: float | None = None
     if "exp" in claims:
-        if not _is_number(claims["exp"]):
+        if not is_numeric(claims["exp"]):
             raise _fail("malformed", "The logout token 'exp' is not a number")
         exp = float(claims["exp"])
         if exp <= now - leeway:

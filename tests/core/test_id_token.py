@@ -20,10 +20,10 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
 from dash_oauth_otel.core.id_token import MAX_ID_TOKEN_LENGTH
-from dash_oauth_otel.core.id_token import _verify_signature
 from dash_oauth_otel.core.id_token import check_refresh_continuity
 from dash_oauth_otel.core.id_token import decode_unverified_claims
 from dash_oauth_otel.core.id_token import validate_id_token
+from dash_oauth_otel.core.id_token import verify_signature
 from dash_oauth_otel.core.jwks import JWKSCache
 from dash_oauth_otel.errors import ConfigError
 from dash_oauth_otel.errors import IDTokenError
@@ -271,7 +271,7 @@ def test_joserfc_refuses_rsa_key_for_hmac() -> None:
     payload = b64(json.dumps(claims()).encode())
     mac = hmac.new(RSA.as_pem(private=False), f"{header}.{payload}".encode(), hashlib.sha256)
     with pytest.raises(IDTokenError) as excinfo:
-        _verify_signature(f"{header}.{payload}.{b64(mac.digest())}", RSA, "HS256")
+        verify_signature(f"{header}.{payload}.{b64(mac.digest())}", RSA, "HS256")
     assert excinfo.value.reason == "signature_invalid"
 
 

@@ -66,14 +66,28 @@ _COMMON_FIELDS = frozenset(
 class Operation:
     """One login or token refresh of a user, found through the audit events.
 
+    A session keeps its login's correlation id, so the refreshes of a session
+    share it with the login; a refresh is told apart by the OpenTelemetry
+    trace it ran in.
+
     :param kind: ``"login"`` or ``"refresh"``.
     :param correlation_id: The package correlation id (``dash_oauth_otel.trace_id``).
     :param at: When it completed (seconds since the epoch).
+    :param otel_trace_id: The OpenTelemetry trace its completing event was
+        emitted in (32 hex digits), if any.
     """
 
     kind: str
     correlation_id: str
     at: float
+    otel_trace_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What names this operation in the page's chooser."""
+        if self.kind == "refresh" and self.otel_trace_id:
+            return f"refresh:{self.otel_trace_id}"
+        return self.correlation_id
 
     @property
     def label(self) -> str:
@@ -139,15 +153,36 @@ def user_operations(events: Iterable[Mapping[str, Any]], sub_digest: str) -> lis
         ):
             kind = "refresh"
         if kind is not None:
-            found[correlation] = Operation(kind, correlation, float(event["timestamp"]))
+            otel = event.get("otel_trace_id")
+            operation = Operation(
+                kind,
+                correlation,
+                float(event["timestamp"]),
+                otel if isinstance(otel, str) else None,
+            )
+            found[operation.key] = operation
     return sorted(found.values(), key=lambda op: op.at, reverse=True)
 
 
-def _trace_ids(spans: Iterable[ReadableSpan], correlation_id: str) -> set[int]:
+_LOGIN_SPANS = frozenset(
+    {catalog.LOGIN_REQUEST, catalog.CALLBACK, catalog.FORM_POST, catalog.CALLBACK_WORKER}
+)
+
+
+def operation_traces(spans: Iterable[ReadableSpan], operation: Operation) -> set[int]:
+    """The OpenTelemetry traces of ``operation``.
+
+    A refresh: the trace it ran in.  A login: the traces of its correlation id
+    that hold a login step (its refreshes share the id, not the steps).
+    """
+    if operation.kind == "refresh" and operation.otel_trace_id:
+        return {int(operation.otel_trace_id, 16)}
     return {
         s.context.trace_id
         for s in spans
-        if s.context is not None and (s.attributes or {}).get(attr.TRACE_ID) == correlation_id
+        if s.context is not None
+        and s.name in _LOGIN_SPANS
+        and (s.attributes or {}).get(attr.TRACE_ID) == operation.correlation_id
     }
 
 
@@ -156,13 +191,13 @@ def _status(span: ReadableSpan) -> str:
     return "ERROR" if code is StatusCode.ERROR else "OK" if code is StatusCode.OK else "UNSET"
 
 
-def operation_spans(spans: Sequence[ReadableSpan], correlation_id: str) -> list[SpanRow]:
+def operation_spans(spans: Sequence[ReadableSpan], operation: Operation) -> list[SpanRow]:
     """Every span of the OpenTelemetry trace(s) of an operation, in tree order.
 
-    The operation's spans are those tagged with its correlation id; their
-    traces are taken whole, so children without the tag are included too.
+    The traces (:func:`operation_traces`) are taken whole, so children
+    without the correlation id are included too.
     """
-    trace_ids = _trace_ids(spans, correlation_id)
+    trace_ids = operation_traces(spans, operation)
     chosen = [
         s
         for s in spans
@@ -215,16 +250,17 @@ def operation_events(
 ) -> list[dict[str, Any]]:
     """The audit events of an operation, oldest first.
 
-    An event belongs to it when it carries its correlation id or was emitted
-    in one of its OpenTelemetry traces, or in an HTTP request that emitted
-    such an event (``audit_session_started`` follows the login in the same
-    callback request).
+    An event belongs to it when it was emitted in one of its OpenTelemetry
+    traces, or outside any trace with its correlation id, or in an HTTP request
+    that emitted such an event (``audit_session_started`` follows the login in
+    the same callback request).
     """
     listed = list(events)
     traces = set(trace_ids)
 
     def direct(event: Mapping[str, Any]) -> bool:
-        return event.get("trace_id") == correlation_id or event.get("otel_trace_id") in traces
+        otel = event.get("otel_trace_id")
+        return otel in traces if otel else event.get("trace_id") == correlation_id
 
     requests = {e["request_id"] for e in listed if direct(e) and e.get("request_id")}
     return [dict(e) for e in listed if direct(e) or e.get("request_id") in requests]

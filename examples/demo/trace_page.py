@@ -227,14 +227,14 @@ def register_callbacks(app: dash.Dash, obs: Observability) -> None:
         events = obs.audit.events()
         operations = user_operations(events, digest(user.sub) or "")
         logins = [op for op in operations if op.kind == "login"]
-        op = next((o for o in operations if o.correlation_id == chosen), None)
+        op = next((o for o in operations if o.key == chosen), None)
         if op is None:
             op = logins[0] if logins else None
-        rows = operation_spans(obs.spans.spans(), op.correlation_id) if op else []
+        rows = operation_spans(obs.spans.spans(), op) if op else []
         trace_ids = {r.trace_id for r in rows}
         mine = operation_events(events, op.correlation_id, trace_ids) if op else []
         options = [{"label": "Latest login", "value": LATEST}] + [
-            {"label": o.label, "value": o.correlation_id} for o in operations[:30]
+            {"label": o.label, "value": o.key} for o in operations[:30]
         ]
         data = obs.metrics_data()
         bounds, buckets = histogram_buckets(

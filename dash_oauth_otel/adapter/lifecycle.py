@@ -33,6 +33,7 @@ from dash_oauth_otel.telemetry.correlation import set_context_attributes
 from dash_oauth_otel.telemetry.correlation import set_trace_id
 from dash_oauth_otel.telemetry.correlation import trace_id_scope
 from dash_oauth_otel.telemetry.metrics import instruments
+from dash_oauth_otel.telemetry.redact import digest
 from dash_oauth_otel.telemetry.settings import TelemetrySettings
 from dash_oauth_otel.telemetry.settings import use_settings
 from dash_oauth_otel.workers.context import start_in_context
@@ -291,7 +292,40 @@ class Lifecycle:
         self.end(record, "token_refresh_error", error_class=type(exc).__qualname__)
         return Outcome(None, "token_refresh_error")
 
-    # -- ending --------------------------------------------------------------
+    # -- starting and ending ---------------------------------------------------
+
+    def start(
+        self, token: OAuthToken, *, auth_time: float | None, trace_id: str | None
+    ) -> SessionRecord:
+        """Create the session of a completed login, with its audit events and count."""
+        record = self.sessions.create(token, auth_time=auth_time, trace_id=trace_id)
+        audit.emit(
+            audit.AUDIT_SESSION_STARTED,
+            **self.client.audit_fields(),
+            module_id=self.module_id,
+            session_id_digest=record.sid_digest,
+            sub_digest=digest(token.subject),
+        )
+        self._authenticated_changed(record, authenticated=True, reason="login")
+        return record
+
+    def _authenticated_changed(
+        self, record: SessionRecord, *, authenticated: bool, reason: str
+    ) -> None:
+        """Audit a session starting or ending, and count it in the active sessions."""
+        audit.emit(
+            audit.AUDIT_AUTHENTICATED_CHANGED,
+            **self.client.audit_fields(),
+            module_id=self.module_id,
+            session_id_digest=record.sid_digest,
+            authenticated=authenticated,
+            previous_authenticated=not authenticated,
+            reason=reason,
+        )
+        found = instruments()
+        if found is not None:
+            change = 1 if authenticated else -1
+            found.active_sessions.add(change, {attr.OAUTH_PROVIDER_NAME: self.client.provider.name})
 
     def end(
         self,
@@ -326,18 +360,7 @@ class Lifecycle:
             session_id_digest=removed.sid_digest,
             module_id=self.module_id,
         )
-        audit.emit(
-            audit.AUDIT_AUTHENTICATED_CHANGED,
-            **self.client.audit_fields(),
-            module_id=self.module_id,
-            session_id_digest=removed.sid_digest,
-            authenticated=False,
-            previous_authenticated=True,
-            reason=reason,
-        )
-        found = instruments()
-        if found is not None:
-            found.active_sessions.add(-1, {attr.OAUTH_PROVIDER_NAME: self.client.provider.name})
+        self._authenticated_changed(removed, authenticated=False, reason=reason)
         if do_revoke:
             if self.dispatcher is not None:
                 self._revoke_async(removed.token, reason, removed.sid_digest)

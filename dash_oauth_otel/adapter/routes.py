@@ -56,7 +56,6 @@ from dash_oauth_otel.telemetry import audit
 from dash_oauth_otel.telemetry import spans
 from dash_oauth_otel.telemetry.correlation import current_trace_id
 from dash_oauth_otel.telemetry.correlation import trace_id_scope
-from dash_oauth_otel.telemetry.metrics import instruments
 from dash_oauth_otel.telemetry.redact import digest
 
 if TYPE_CHECKING:
@@ -284,30 +283,11 @@ def _establish(
         module.lifecycle.end(previous, "replaced_by_login")
     claims = token.id_token_claims or {}
     auth_time = claims.get("auth_time")
-    record = module.sessions.create(
+    record = module.lifecycle.start(
         token,
         auth_time=float(auth_time) if isinstance(auth_time, (int, float)) else None,
         trace_id=trace_id,
     )
-    audit.emit(
-        audit.AUDIT_SESSION_STARTED,
-        **module.client.audit_fields(),
-        module_id=module.module_id,
-        session_id_digest=record.sid_digest,
-        sub_digest=digest(token.subject),
-    )
-    audit.emit(
-        audit.AUDIT_AUTHENTICATED_CHANGED,
-        **module.client.audit_fields(),
-        module_id=module.module_id,
-        session_id_digest=record.sid_digest,
-        authenticated=True,
-        previous_authenticated=False,
-        reason="login",
-    )
-    found = instruments()
-    if found is not None:
-        found.active_sessions.add(1, {attr.OAUTH_PROVIDER_NAME: module.client.provider.name})
     target = same_origin_path(app_data.get("next"), default=module.home)
     response = _redirect(target, 303)
     module.cookies.set_session(response, record.sid)

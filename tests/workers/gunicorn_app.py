@@ -17,11 +17,9 @@ from typing import Any
 
 import flask
 
-from dash_oauth_otel import DiskcacheStore
-from dash_oauth_otel import OAuthClient
-from dash_oauth_otel import oidc_discover
 from dash_oauth_otel.workers import ProcessPoolBackend
 from examples.async_workers import create_app
+from tests.env_client import client_from_test_env
 from tests.workers.conftest import CLIENT_PATH
 from tests.workers.conftest import WORKER_INIT
 
@@ -47,15 +45,7 @@ def _pid() -> flask.Response:
 
 def create_server() -> Any:
     """The example app for the client named by ``TEST_*``."""
-    client = OAuthClient(
-        provider=oidc_discover(os.environ["TEST_ISSUER"], allow_insecure_loopback=True),
-        client_id=os.environ["TEST_CLIENT_ID"],
-        client_secret=os.environ["TEST_CLIENT_SECRET"],
-        redirect_uri=os.environ["TEST_REDIRECT_URI"],
-        scopes=("profile", "email", "groups"),
-        state_key=os.environ["TEST_SECRET"],
-        state_store=DiskcacheStore(os.environ["TEST_STORE_DIR"]),
-    )
+    client = client_from_test_env()
     app = create_app(
         client,
         workers=ProcessPoolBackend(max_workers=1),

@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
+from tests.adapter.conftest import SECRET
+from tests.adapter.conftest import RunningApp
 from tests.idp.harness import LoginResult
 from tests.idp.harness import login
 
@@ -198,6 +201,43 @@ def celery_worker(
         "--loglevel=INFO",
     ]
     return Service(args, env=env, log=log, ready=lambda out: " ready." in out)
+
+
+def app_celery_worker(
+    running: RunningApp,
+    *,
+    issuer: str,
+    broker_url: str,
+    queue: str,
+    span_file: Path,
+    log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Service:
+    """A two-process Celery worker of ``tests.workers.celery_app`` for the app's client.
+
+    The ``TEST_*`` settings that rebuild the client go to the worker and, for
+    what the web process itself reads from them, into this process's environment.
+    """
+    env = {
+        "TEST_ISSUER": issuer,
+        "TEST_CLIENT_ID": running.client.client_id,
+        "TEST_CLIENT_SECRET": running.client.client_secret or "",
+        "TEST_REDIRECT_URI": running.client.redirect_uri,
+        "TEST_SECRET": SECRET,
+        "TEST_SPAN_FILE": str(span_file),
+        "TEST_CELERY_URL": broker_url,
+        "TEST_CELERY_QUEUE": queue,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return celery_worker(
+        "tests.workers.celery_app:app",
+        queue=queue,
+        env=subprocess_env(**env),
+        log=log,
+        pool="prefork",
+        concurrency=2,
+    )
 
 
 class RedisMonitor:

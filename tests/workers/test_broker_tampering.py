@@ -30,7 +30,6 @@ import redis
 from dash_oauth_otel import introspect_token
 from dash_oauth_otel.workers import CeleryBackend
 from examples.basic_app import create_app
-from tests.adapter.conftest import SECRET
 from tests.adapter.conftest import RunningApp
 from tests.adapter.conftest import serve_app
 from tests.cookies import session_cookie
@@ -40,10 +39,9 @@ from tests.workers.conftest import WORKER_INIT
 from tests.workers.flows import REDIS_HOST
 from tests.workers.flows import REDIS_PORT
 from tests.workers.flows import Service
-from tests.workers.flows import celery_worker
+from tests.workers.flows import app_celery_worker
 from tests.workers.flows import forget_queue
 from tests.workers.flows import start_login
-from tests.workers.flows import subprocess_env
 from tests.workers.flows import wait_for
 from tests.workers.flows import wait_for_login
 from tests.workers.flows import waiting_handle
@@ -152,25 +150,14 @@ def tampered_broker(
 
     broker = Broker(inbox, queue)
     with serve_app(idp, factory=factory) as running:
-        env = {
-            "TEST_ISSUER": idp.issuer,
-            "TEST_CLIENT_ID": running.client.client_id,
-            "TEST_CLIENT_SECRET": running.client.client_secret or "",
-            "TEST_REDIRECT_URI": running.client.redirect_uri,
-            "TEST_SECRET": SECRET,
-            "TEST_SPAN_FILE": str(span_file),
-            "TEST_CELERY_URL": URL,
-            "TEST_CELERY_QUEUE": queue,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        worker = celery_worker(
-            "tests.workers.celery_app:app",
+        worker = app_celery_worker(
+            running,
+            issuer=idp.issuer,
+            broker_url=URL,
             queue=queue,
-            env=subprocess_env(**env),
+            span_file=span_file,
             log=tmp_path / "celery-worker.log",
-            pool="prefork",
-            concurrency=2,
+            monkeypatch=monkeypatch,
         )
         try:
             yield running, worker, broker

@@ -42,6 +42,7 @@ from tests.workers.flows import REDIS_HOST
 from tests.workers.flows import REDIS_PORT
 from tests.workers.flows import RedisMonitor
 from tests.workers.flows import Service
+from tests.workers.flows import app_celery_worker
 from tests.workers.flows import assert_absent
 from tests.workers.flows import async_login
 from tests.workers.flows import celery_worker
@@ -90,25 +91,14 @@ def served_with_celery(
         )
 
     with serve_app(idp, factory=factory, **options) as running:
-        env = {
-            "TEST_ISSUER": idp.issuer,
-            "TEST_CLIENT_ID": running.client.client_id,
-            "TEST_CLIENT_SECRET": running.client.client_secret or "",
-            "TEST_REDIRECT_URI": running.client.redirect_uri,
-            "TEST_SECRET": SECRET,
-            "TEST_SPAN_FILE": str(span_file),
-            "TEST_CELERY_URL": URL,
-            "TEST_CELERY_QUEUE": queue,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        worker = celery_worker(
-            "tests.workers.celery_app:app",
+        worker = app_celery_worker(
+            running,
+            issuer=idp.issuer,
+            broker_url=URL,
             queue=queue,
-            env=subprocess_env(**env),
+            span_file=span_file,
             log=tmp_path / "celery-worker.log",
-            pool="prefork",
-            concurrency=2,
+            monkeypatch=monkeypatch,
         )
         try:
             yield running, worker
